@@ -1,0 +1,67 @@
+//! Command line: runc's global flags before the subcommand, runc's subcommands (parsed by
+//! liboci-cli, youki's runc-compatible definitions), and our own.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Where container state lives when `--root` is not given (runc's is `/run/runc`).
+pub const DEFAULT_ROOT: &str = "/run/nvidia-runtime";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nvidia-runtime",
+    about = "OCI runtime that injects NVIDIA GPUs (runc-compatible CLI)",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: liboci_cli::GlobalOpts,
+
+    /// print the version (runc's format, which dockerd parses)
+    #[arg(short = 'v', long = "version", global = true)]
+    pub version: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    #[command(flatten)]
+    Standard(liboci_cli::StandardCmd),
+    #[command(flatten)]
+    Common(liboci_cli::CommonCmd),
+}
+
+impl Command {
+    /// Subcommands that put a process of ours into a container's namespaces.
+    pub fn enters_container(&self) -> bool {
+        matches!(
+            self,
+            Command::Standard(liboci_cli::StandardCmd::Create(_))
+                | Command::Common(liboci_cli::CommonCmd::Run(_))
+                | Command::Common(liboci_cli::CommonCmd::Exec(_))
+        )
+    }
+}
+
+pub fn root_dir(global: &liboci_cli::GlobalOpts) -> PathBuf {
+    global
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+}
+
+pub fn version_text() -> String {
+    format!(
+        "nvidia-runtime version {}\ncommit: {}\nspec: {}\nlibcontainer: 0.7\n",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("NVIDIA_RUNTIME_COMMIT").unwrap_or("unknown"),
+        oci_spec_version(),
+    )
+}
+
+fn oci_spec_version() -> &'static str {
+    "1.2.0"
+}

@@ -1,0 +1,191 @@
+//! The read-only subcommands: state, ps, list, features, spec. These (and only these) write to
+//! stdout, in runc's formats.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
+use libcontainer::container::Container;
+use liboci_cli::{GlobalOpts, Ps, Spec, State};
+
+use crate::cli::root_dir;
+use crate::state;
+
+pub fn state(args: State, global: &GlobalOpts) -> Result<u8> {
+    let container = state::load(&root_dir(global), &args.container_id)?;
+    print_json(&state::runc_state_json(&container))?;
+    Ok(0)
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn container_pids(container: &Container) -> Result<Vec<i32>> {
+    let config = container
+        .spec()
+        .context("cannot read the container's saved config")?;
+    let manager = create_cgroup_manager(CgroupConfig {
+        cgroup_path: config.cgroup_path,
+        systemd_cgroup: container.systemd(),
+        container_name: container.id().to_owned(),
+    })
+    .context("cannot open the container's cgroup")?;
+    let mut pids: Vec<i32> = manager
+        .get_all_pids()
+        .context("cannot list the container's processes")?
+        .into_iter()
+        .map(|pid| pid.as_raw())
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+pub fn ps(args: Ps, global: &GlobalOpts) -> Result<u8> {
+    let container = state::load(&root_dir(global), &args.container_id)?;
+    let pids = container_pids(&container)?;
+    match args.format.as_str() {
+        "json" => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, &pids)?;
+            writeln!(out)?;
+        }
+        "table" => print_ps_table(&pids, &args.ps_options)?,
+        other => bail!("invalid format option {other:?}"),
+    }
+    Ok(0)
+}
+
+/// As runc: run the host's `ps` and keep the header and the container's lines.
+fn print_ps_table(pids: &[i32], options: &[String]) -> Result<()> {
+    let options: Vec<String> = if options.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        options.to_vec()
+    };
+    let output = Command::new("ps")
+        .args(&options)
+        .output()
+        .context("cannot run ps")?;
+    if !output.status.success() {
+        bail!("ps failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_column = header
+        .split_whitespace()
+        .position(|field| field == "PID")
+        .context("ps output has no PID column")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{header}")?;
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(pid_column)
+            .and_then(|field| field.parse::<i32>().ok());
+        if pid.is_some_and(|pid| pids.contains(&pid)) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn list(global: &GlobalOpts) -> Result<u8> {
+    let root = root_dir(global);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")?;
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(0);
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("state.json").exists())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    for id in ids {
+        if let Ok(container) = state::load(&root, &id) {
+            let json = state::runc_state_json(&container);
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                id,
+                json["pid"],
+                json["status"].as_str().unwrap_or_default(),
+                json["bundle"].as_str().unwrap_or_default(),
+                json["created"].as_str().unwrap_or_default(),
+                json["owner"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+pub fn features() -> Result<u8> {
+    let namespaces = [
+        "cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time",
+    ];
+    let features = serde_json::json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": [
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
+            "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec",
+            "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid",
+            "nosymfollow", "private", "rbind", "relatime", "remount", "ro", "rprivate",
+            "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
+            "strictatime", "suid", "symfollow", "sync", "unbindable"
+        ],
+        "linux": {
+            "namespaces": namespaces,
+            "capabilities": all_capabilities(),
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": true },
+            "seccomp": { "enabled": true },
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
+            "intelRdt": { "enabled": true },
+            "mountExtensions": { "idmap": { "enabled": true } }
+        },
+        "annotations": {
+            "io.github.nvidia-runtime.libcontainer.version": "0.7",
+            "io.github.nvidia-runtime.gpu-injection": "true"
+        }
+    });
+    print_json(&features)?;
+    Ok(0)
+}
+
+fn all_capabilities() -> Vec<String> {
+    let mut caps: Vec<String> = caps::all().into_iter().map(|cap| cap.to_string()).collect();
+    caps.sort();
+    caps
+}
+
+pub fn spec(args: Spec) -> Result<u8> {
+    let dir = args.bundle.unwrap_or_else(|| PathBuf::from("."));
+    let path = dir.join("config.json");
+    if path.exists() {
+        bail!("File {} exists. Remove it first", display(&path));
+    }
+    let spec = if args.rootless {
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        oci_spec::runtime::Spec::rootless(uid, gid)
+    } else {
+        oci_spec::runtime::Spec::default()
+    };
+    let text = serde_json::to_vec_pretty(&spec)?;
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", display(&path)))?;
+    Ok(0)
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}

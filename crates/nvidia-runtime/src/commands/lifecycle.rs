@@ -1,0 +1,221 @@
+//! create, start, run, kill, delete, pause, resume.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::error::LibcontainerError;
+use libcontainer::signal::Signal;
+use libcontainer::syscall::syscall::SyscallType;
+use liboci_cli::{Create, Delete, GlobalOpts, Kill, Pause, Resume, Run, Start};
+
+use super::foreground;
+use crate::cli::root_dir;
+use crate::{gpu, state};
+
+/// What `create` and `run` share: inject GPUs into the bundle, then build the container.
+struct CreateRequest<'a> {
+    id: &'a str,
+    bundle: &'a Path,
+    pid_file: Option<&'a Path>,
+    console_socket: Option<&'a Path>,
+    preserve_fds: i32,
+    no_pivot: bool,
+    detach: bool,
+}
+
+fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Container> {
+    let root = root_dir(global);
+    state::validate_id(req.id)?;
+    let bundle = std::fs::canonicalize(req.bundle)
+        .with_context(|| format!("cannot use bundle {}", req.bundle.display()))?;
+    if root.join(req.id).exists() {
+        // Checked before the bundle is touched, so a duplicate id changes nothing on disk.
+        bail!("container with id {:?} already exists", req.id);
+    }
+
+    let injection = gpu::prepare_bundle(&bundle, req.id, &root)
+        .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
+
+    let built = ContainerBuilder::new(req.id.to_owned(), SyscallType::default())
+        .with_root_path(&root)
+        .and_then(|b| b.with_pid_file(req.pid_file))
+        .map(|b| {
+            b.with_console_socket(req.console_socket)
+                .with_preserved_fds(req.preserve_fds)
+        })
+        .and_then(|b| b.validate_id())
+        .and_then(|b| {
+            b.as_init(&bundle)
+                .with_systemd(global.systemd_cgroup)
+                .with_detach(req.detach)
+                .with_no_pivot(req.no_pivot)
+                .build()
+        });
+
+    match built {
+        Ok(container) => Ok(container),
+        Err(err) => {
+            if !matches!(err, LibcontainerError::Exist) {
+                // libcontainer cleans up after most failures, but not after those between
+                // making the state dir and forking; a failed create must leave nothing behind.
+                let dir = root.join(req.id);
+                if dir.exists() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                injection.rollback();
+            }
+            Err(anyhow!(err)).context("cannot create container")
+        }
+    }
+}
+
+pub fn create(args: Create, global: &GlobalOpts) -> Result<u8> {
+    create_container(
+        &CreateRequest {
+            id: &args.container_id,
+            bundle: &args.bundle,
+            pid_file: args.pid_file.as_deref(),
+            console_socket: args.console_socket.as_deref(),
+            preserve_fds: args.preserve_fds,
+            no_pivot: args.no_pivot,
+            detach: true,
+        },
+        global,
+    )?;
+    Ok(0)
+}
+
+pub fn start(args: Start, global: &GlobalOpts) -> Result<u8> {
+    let mut container = state::load(&root_dir(global), &args.container_id)?;
+    match container.status() {
+        ContainerStatus::Created => {}
+        ContainerStatus::Stopped => bail!("cannot start a container that has stopped"),
+        ContainerStatus::Running | ContainerStatus::Paused => {
+            bail!("cannot start an already running container")
+        }
+        ContainerStatus::Creating => bail!("cannot start a container that is still being created"),
+    }
+    container.start().context("cannot start container")?;
+    Ok(0)
+}
+
+pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
+    let mut container = create_container(
+        &CreateRequest {
+            id: &args.container_id,
+            bundle: &args.bundle,
+            pid_file: args.pid_file.as_deref(),
+            console_socket: args.console_socket.as_deref(),
+            preserve_fds: args.preserve_fds,
+            no_pivot: args.no_pivot,
+            detach: args.detach,
+        },
+        global,
+    )?;
+
+    // Blocked before start, so that no signal meant for the container is lost in between.
+    let signals = if args.detach {
+        None
+    } else {
+        Some(foreground::block_forwarded_signals()?)
+    };
+
+    if let Err(err) = container.start() {
+        let _ = container.delete(true);
+        gpu::cleanup(&root_dir(global), &args.container_id);
+        return Err(anyhow!(err)).context("cannot start container");
+    }
+    let Some(signals) = signals else {
+        return Ok(0);
+    };
+
+    let pid = container
+        .pid()
+        .ok_or_else(|| anyhow!("container init pid is unknown"))?;
+    let code = foreground::forward_and_wait(pid, &signals);
+    if !args.keep {
+        container
+            .delete(true)
+            .context("cannot delete container after it exited")?;
+        gpu::cleanup(&root_dir(global), &args.container_id);
+    }
+    code
+}
+
+pub fn kill(args: Kill, global: &GlobalOpts) -> Result<u8> {
+    let mut container = state::load(&root_dir(global), &args.container_id)?;
+    let signal = Signal::try_from(args.signal.as_str())
+        .map_err(|_| anyhow!("unknown signal {:?}", args.signal))?;
+    // containerd matches "container not running" to treat the kill as already done.
+    if !args.all
+        && matches!(
+            container.status(),
+            ContainerStatus::Stopped | ContainerStatus::Creating
+        )
+    {
+        bail!("container not running");
+    }
+    container
+        .kill(signal, args.all)
+        .map_err(|err| match err {
+            LibcontainerError::IncorrectStatus(_) => anyhow!("container not running"),
+            other => anyhow!(other),
+        })?;
+    Ok(0)
+}
+
+pub fn delete(args: Delete, global: &GlobalOpts) -> Result<u8> {
+    let root = root_dir(global);
+    state::validate_id(&args.container_id)?;
+    let container = match state::load(&root, &args.container_id) {
+        Ok(container) => container,
+        Err(err) => {
+            // As runc: a dir without a state file is what an aborted create leaves; remove it.
+            let dir = root.join(&args.container_id);
+            if dir.exists() && !dir.join("state.json").exists() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            gpu::cleanup(&root, &args.container_id);
+            if args.force {
+                return Ok(0);
+            }
+            return Err(err);
+        }
+    };
+    let mut container = container;
+    if !args.force
+        && matches!(
+            container.status(),
+            ContainerStatus::Running | ContainerStatus::Paused | ContainerStatus::Creating
+        )
+    {
+        bail!(
+            "cannot delete container {} that is not stopped: {}",
+            args.container_id,
+            state::status_name(container.status())
+        );
+    }
+    container.delete(args.force).context("cannot delete container")?;
+    gpu::cleanup(&root, &args.container_id);
+    Ok(0)
+}
+
+pub fn pause(args: Pause, global: &GlobalOpts) -> Result<u8> {
+    let mut container = state::load(&root_dir(global), &args.container_id)?;
+    if container.status() != ContainerStatus::Running {
+        bail!("container not running");
+    }
+    container.pause().context("cannot pause container")?;
+    Ok(0)
+}
+
+pub fn resume(args: Resume, global: &GlobalOpts) -> Result<u8> {
+    let mut container = state::load(&root_dir(global), &args.container_id)?;
+    if container.status() != ContainerStatus::Paused {
+        bail!("container not paused");
+    }
+    container.resume().context("cannot resume container")?;
+    Ok(0)
+}

@@ -1,0 +1,56 @@
+//! `nvidia-runtime`: a runc-compatible OCI runtime that injects NVIDIA GPUs into the bundle's
+//! `config.json` and then creates the container with youki's libcontainer, in this process.
+//!
+//! The binary is deliberately thin: argv parsing, logging in the shape containerd reads, exit
+//! codes, and dispatch. GPU logic lives in the workspace's library crates.
+
+mod cli;
+mod commands;
+mod gpu;
+mod logging;
+mod state;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+
+    if cli.version {
+        print!("{}", cli::version_text());
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = cli.command else {
+        eprintln!("nvidia-runtime: a subcommand is required (try --help)");
+        return ExitCode::from(1);
+    };
+
+    if command.enters_container() {
+        // A process of ours that joins a container's namespaces can be reached through
+        // /proc/<pid>/exe by the container; running from a sealed memfd copy means a write there
+        // can never reach the binary on the host (CVE-2019-5736). This re-execs once.
+        if let Err(err) = pentacle::ensure_sealed() {
+            eprintln!("nvidia-runtime: cannot re-exec from a sealed copy of itself: {err}");
+            return ExitCode::from(1);
+        }
+    }
+
+    let log_guard = match logging::init(&cli.global) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("nvidia-runtime: {err:#}");
+            return ExitCode::from(1);
+        }
+    };
+
+    match commands::run(command, &cli.global) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            log_guard.report_fatal(&err);
+            ExitCode::from(1)
+        }
+    }
+}
