@@ -26,6 +26,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once per process; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     #[command(flatten)]

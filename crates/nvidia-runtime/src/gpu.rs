@@ -3,18 +3,34 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-/// What one injection left on disk, so a failed create can undo it.
-pub struct Injection;
+/// What one injection did, so a failed create can undo it.
+pub struct Injection(inject::Outcome);
 
 impl Injection {
-    pub fn rollback(self) {}
+    pub fn rollback(self) {
+        self.0.rollback();
+    }
 }
 
-pub fn prepare_bundle(_bundle: &Path, _id: &str, _root: &Path) -> Result<Injection> {
-    Ok(Injection)
+pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
+    let config = inject::Config::load().context("cannot load the runtime configuration")?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let outcome = inject::inject_bundle(bundle, &config)?;
+    match &outcome {
+        inject::Outcome::Rewritten { summary, .. } => tracing::info!("injected: {summary}"),
+        inject::Outcome::AlreadyInjected => tracing::info!("bundle already injected; unchanged"),
+        inject::Outcome::NotRequested => tracing::debug!("no GPU requested"),
+    }
+    Ok(Injection(outcome))
 }
 
-/// Removes what injection kept for a container once it is deleted.
-pub fn cleanup(_root: &Path, _id: &str) {}
+/// The log level NVIDIA's config asks for (`[nvidia-container-runtime] log-level`), if any.
+pub fn configured_log_level() -> Option<String> {
+    inject::Config::load()
+        .ok()
+        .and_then(|config| config.log_level)
+}

@@ -71,7 +71,9 @@ pub fn init(global: &liboci_cli::GlobalOpts) -> anyhow::Result<LogGuard> {
     let level = if global.debug {
         LevelFilter::DEBUG
     } else {
-        level_from_env().unwrap_or(LevelFilter::WARN)
+        level_from_env()
+            .or_else(|| crate::gpu::configured_log_level().and_then(|l| l.parse().ok()))
+            .unwrap_or(LevelFilter::WARN)
     };
     // libcontainer warns about every cgroup controller this host lacks; below debug, only its
     // errors are worth a line in the log containerd shows.

@@ -29,10 +29,7 @@ pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
     };
 
     // Written where only we write: the container's state dir; removed once the process runs.
-    let process_file = ProcessFile::write(
-        &root.join(&args.container_id),
-        &process,
-    )?;
+    let process_file = ProcessFile::write(&root.join(&args.container_id), &process)?;
 
     let signals = if args.detach {
         None
@@ -99,7 +96,9 @@ fn process_from_args(mut process: Value, args: &Exec) -> Result<Value> {
         env.extend(args.env.iter().map(|(k, v)| format!("{k}={v}")));
         obj.insert("env".into(), json!(env));
     }
-    let user = obj.entry("user").or_insert_with(|| json!({"uid": 0, "gid": 0}));
+    let user = obj
+        .entry("user")
+        .or_insert_with(|| json!({"uid": 0, "gid": 0}));
     if let Some((uid, gid)) = args.user {
         user["uid"] = json!(uid);
         if let Some(gid) = gid {
@@ -124,7 +123,13 @@ fn process_from_args(mut process: Value, args: &Exec) -> Result<Value> {
             .or_insert_with(|| json!({}))
             .as_object_mut()
             .ok_or_else(|| anyhow!("config.json process.capabilities is not an object"))?;
-        for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
             let list = caps.entry(set).or_insert_with(|| json!([]));
             if let Some(list) = list.as_array_mut() {
                 for cap in &args.cap {

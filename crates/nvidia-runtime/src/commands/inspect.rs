@@ -73,7 +73,10 @@ fn print_ps_table(pids: &[i32], options: &[String]) -> Result<()> {
         .output()
         .context("cannot run ps")?;
     if !output.status.success() {
-        bail!("ps failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "ps failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let mut lines = text.lines();

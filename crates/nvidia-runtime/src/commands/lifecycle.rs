@@ -35,7 +35,7 @@ fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Containe
         bail!("container with id {:?} already exists", req.id);
     }
 
-    let injection = gpu::prepare_bundle(&bundle, req.id, &root)
+    let injection = gpu::prepare_bundle(&bundle)
         .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
 
     let built = ContainerBuilder::new(req.id.to_owned(), SyscallType::default())
@@ -124,7 +124,6 @@ pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
 
     if let Err(err) = container.start() {
         let _ = container.delete(true);
-        gpu::cleanup(&root_dir(global), &args.container_id);
         return Err(anyhow!(err)).context("cannot start container");
     }
     let Some(signals) = signals else {
@@ -139,7 +138,6 @@ pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
         container
             .delete(true)
             .context("cannot delete container after it exited")?;
-        gpu::cleanup(&root_dir(global), &args.container_id);
     }
     code
 }
@@ -157,12 +155,10 @@ pub fn kill(args: Kill, global: &GlobalOpts) -> Result<u8> {
     {
         bail!("container not running");
     }
-    container
-        .kill(signal, args.all)
-        .map_err(|err| match err {
-            LibcontainerError::IncorrectStatus(_) => anyhow!("container not running"),
-            other => anyhow!(other),
-        })?;
+    container.kill(signal, args.all).map_err(|err| match err {
+        LibcontainerError::IncorrectStatus(_) => anyhow!("container not running"),
+        other => anyhow!(other),
+    })?;
     Ok(0)
 }
 
@@ -177,7 +173,6 @@ pub fn delete(args: Delete, global: &GlobalOpts) -> Result<u8> {
             if dir.exists() && !dir.join("state.json").exists() {
                 let _ = std::fs::remove_dir_all(&dir);
             }
-            gpu::cleanup(&root, &args.container_id);
             if args.force {
                 return Ok(0);
             }
@@ -197,8 +192,9 @@ pub fn delete(args: Delete, global: &GlobalOpts) -> Result<u8> {
             state::status_name(container.status())
         );
     }
-    container.delete(args.force).context("cannot delete container")?;
-    gpu::cleanup(&root, &args.container_id);
+    container
+        .delete(args.force)
+        .context("cannot delete container")?;
     Ok(0)
 }
 

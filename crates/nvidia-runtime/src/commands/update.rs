@@ -55,7 +55,7 @@ pub fn update(args: Update, global: &GlobalOpts) -> Result<u8> {
 /// runc's individual flags win over the JSON, as in runc.
 fn apply_flags(resources: &mut LinuxResources, args: &Update) -> Result<()> {
     if args.memory.is_some() || args.memory_reservation.is_some() || args.memory_swap.is_some() {
-        let mut memory = resources.memory().clone().unwrap_or_default();
+        let mut memory = resources.memory().unwrap_or_default();
         if let Some(limit) = args.memory {
             memory.set_limit(Some(limit as i64));
         }

@@ -1,0 +1,255 @@
+//! GPU injection: read what a container asks for from its bundle's `config.json`, discover
+//! what the host has, plan the edits and write them back atomically.
+//!
+//! ```text
+//! request::parse(spec, config) ─┐
+//! inventory::discover(roots)  ──┼─► require::check ─► plan::plan ─► rootfs (links, ld.so.cache)
+//!                               └──────────────────────────────────► apply::apply ─► atomic write
+//! ```
+//! Everything but `rootfs` and the final write is a pure function of its inputs.
+
+pub mod apply;
+pub mod config;
+pub mod plan;
+pub mod request;
+pub mod require;
+pub mod rootfs;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use config::{Config, ConfigError};
+pub use plan::{Edits, PlanError};
+pub use request::{Devices, Request, RequestError};
+pub use require::RequireError;
+pub use rootfs::{Rootfs, RootfsError};
+
+/// Our files for one bundle (the container's generated `ld.so.cache`). Inside the bundle so
+/// they live exactly as long as it does, and a re-used bundle still finds them.
+pub const ARTIFACTS_DIR: &str = ".nvidia-runtime";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("config.json has no root.path")]
+    NoRoot,
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("cannot discover the NVIDIA driver: {0}")]
+    Inventory(#[from] inventory::Error),
+    #[error(transparent)]
+    Require(#[from] RequireError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What `inject_bundle` did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The container asks for nothing: `config.json` was not rewritten.
+    NotRequested,
+    /// A previous `create` on this bundle injected already.
+    AlreadyInjected,
+    /// `config.json` was rewritten; `original` can restore it.
+    Rewritten {
+        config_path: PathBuf,
+        original: Vec<u8>,
+        summary: String,
+    },
+}
+
+impl Outcome {
+    /// Puts the bundle back as it was (a failed create must leave nothing behind).
+    pub fn rollback(&self) {
+        if let Outcome::Rewritten {
+            config_path,
+            original,
+            ..
+        } = self
+        {
+            let _ = write_atomically(config_path, original);
+            if let Some(bundle) = config_path.parent() {
+                let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
+            }
+        }
+    }
+}
+
+pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectError> {
+    let config_path = bundle.join("config.json");
+    let original = std::fs::read(&config_path).map_err(|source| InjectError::Read {
+        path: config_path.clone(),
+        source,
+    })?;
+    let mut spec: Value =
+        serde_json::from_slice(&original).map_err(|source| InjectError::Parse {
+            path: config_path.clone(),
+            source,
+        })?;
+    if apply::already_injected(&spec) {
+        return Ok(Outcome::AlreadyInjected);
+    }
+
+    let hook_removed = request::remove_gpu_hooks(&mut spec);
+    let Some(request) = request::parse(&spec, config)? else {
+        if !hook_removed {
+            return Ok(Outcome::NotRequested);
+        }
+        // `--gpus` with NVIDIA_VISIBLE_DEVICES=void: the hook must still go.
+        write_atomically(&config_path, &serialise(&spec))?;
+        return Ok(Outcome::Rewritten {
+            config_path,
+            original,
+            summary: "hook removed, no GPU requested".into(),
+        });
+    };
+
+    let inventory = inventory::discover_with(
+        &config.roots(),
+        &inventory::Options {
+            cuda_version: config.cuda_version,
+        },
+    )?;
+    let gpus = plan::select_gpus(&inventory, &request.devices)?;
+    if !request.disable_require {
+        require::check(
+            &request.requirements,
+            &require::Host::new(&inventory, &gpus),
+        )?;
+    }
+
+    let rootfs_path = rootfs_path(bundle, &spec)?;
+    let rootfs = Rootfs::open(&rootfs_path)?;
+    let lib_dir = rootfs.library_dir();
+    let edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
+
+    for link in &edits.symlinks {
+        if rootfs.symlink(&link.link, &link.target)? == rootfs::LinkOutcome::KeptImageFile {
+            tracing::debug!(link = %link.link.display(), "image has its own file there; kept");
+        }
+    }
+    let cache_path = write_ld_cache(bundle, &rootfs, &edits)?;
+
+    apply::apply(&mut spec, &edits, Some(&cache_path));
+    let summary = summarise(&edits, &request);
+    apply::mark(&mut spec, &summary);
+    write_atomically(&config_path, &serialise(&spec))?;
+    Ok(Outcome::Rewritten {
+        config_path,
+        original,
+        summary,
+    })
+}
+
+fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
+    let root = spec
+        .pointer("/root/path")
+        .and_then(Value::as_str)
+        .ok_or(InjectError::NoRoot)?;
+    Ok(bundle.join(root))
+}
+
+/// The image's own cache, plus the injected libraries, so that both the loader and
+/// `ldconfig -p` see them — without running ldconfig in the container.
+fn write_ld_cache(bundle: &Path, rootfs: &Rootfs, edits: &Edits) -> Result<PathBuf, InjectError> {
+    let image_cache = Path::new("/etc/ld.so.cache");
+    let mut cache = match rootfs.read(image_cache)? {
+        Some(bytes) => ldcache::Cache::parse(&bytes).unwrap_or_else(|err| {
+            tracing::warn!("ignoring the image's unreadable /etc/ld.so.cache: {err}");
+            ldcache::Cache::new()
+        }),
+        None => ldcache::Cache::new(),
+    };
+    for (name, path) in &edits.ld_cache {
+        cache.insert(ldcache::Entry::new(
+            name.clone(),
+            path.clone(),
+            ldcache::FLAG_X86_64_LIBC6,
+        ));
+    }
+    let dir = bundle.join(ARTIFACTS_DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| InjectError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let path = dir.join("ld.so.cache");
+    let bytes = cache.try_to_bytes().map_err(|err| InjectError::Write {
+        path: path.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+    })?;
+    std::fs::write(&path, bytes).map_err(|source| InjectError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+fn summarise(edits: &Edits, request: &Request) -> String {
+    let gpus: Vec<String> = edits.gpu_indices.iter().map(u32::to_string).collect();
+    let caps: Vec<&str> = request.capabilities.iter().map(|c| c.as_str()).collect();
+    format!(
+        "gpus={} capabilities={} devices={} mounts={}",
+        if gpus.is_empty() {
+            "none".into()
+        } else {
+            gpus.join(",")
+        },
+        caps.join(","),
+        edits.devices.len(),
+        edits.mounts.len() + 1
+    )
+}
+
+fn serialise(spec: &Value) -> Vec<u8> {
+    serde_json::to_vec(spec).expect("a serde_json::Value always serialises")
+}
+
+/// Temp file in the same dir, fsync, rename: a reader sees the old or the new file, never
+/// half of one, whatever happens to us in between.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), InjectError> {
+    let write_err = |source| InjectError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    let tmp = dir.join(format!(
+        ".{}.nvidia-runtime-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(write_err)
+}
