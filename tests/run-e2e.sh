@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# tests/run-e2e.sh — runs every tests/e2e/*.sh (each in its own process),
+# prints a summary, and exits non-zero if any of them failed or if anything
+# was left behind (mounts, processes, cgroups, temp dirs).
+#
+#   RUNTIME=$(command -v runc) bash tests/run-e2e.sh           # validate the harness against runc
+#   bash tests/run-e2e.sh                                     # target/release/nvidia-runtime
+#   bash tests/run-e2e.sh direct docker                       # only some files
+#   E2E_FILTER=exec bash tests/run-e2e.sh direct              # only some test functions
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export RUNTIME="${RUNTIME:-$REPO/target/release/nvidia-runtime}"
+FILE_TIMEOUT="${E2E_FILE_TIMEOUT:-900}"
+
+[[ $EUID == 0 ]] || { echo "run-e2e: needs root" >&2; exit 2; }
+if ! [[ -x $RUNTIME ]]; then
+    echo "run-e2e: RUNTIME=$RUNTIME is not executable (cargo build --release, or RUNTIME=\$(command -v runc))" >&2
+    exit 2
+fi
+case $RUNTIME in /*) ;; *) RUNTIME=$(cd "$(dirname "$RUNTIME")" && pwd)/$(basename "$RUNTIME") ;; esac
+
+files=()
+if (($#)); then
+    for n in "$@"; do files+=("$REPO/tests/e2e/${n%.sh}.sh"); done
+else
+    files=("$REPO"/tests/e2e/*.sh)
+fi
+
+echo "runtime: $RUNTIME"
+"$RUNTIME" --version 2>&1 | sed 's/^/  /' || true
+
+# Every script makes its temp dir under RUN_DIR and lists its name in
+# RUN_DIR/runs.list; the leak check below looks only at those.
+RUN_DIR=$(mktemp -d /tmp/nvrt-e2e-run.XXXXXX)
+chmod 755 "$RUN_DIR"
+: >"$RUN_DIR/runs.list"
+export E2E_TMPDIR=$RUN_DIR
+
+declare -A result
+declare -A took
+failed=0
+for f in "${files[@]}"; do
+    name=$(basename "$f" .sh)
+    echo
+    echo "################ $name"
+    start=$SECONDS
+    set +e
+    timeout -k 20 "$FILE_TIMEOUT" bash "$f"
+    rc=$?
+    set -e
+    took[$name]=$((SECONDS - start))
+    if [[ $rc == 0 ]]; then result[$name]=PASS
+    elif [[ $rc == 124 || $rc == 137 ]]; then result[$name]="FAIL (timed out after ${FILE_TIMEOUT}s)"; failed=1
+    else result[$name]="FAIL (rc $rc)"; failed=1; fi
+done
+
+# Leak check: nothing of ours may survive the scripts' cleanup.
+leaks=()
+mapfile -t runs <"$RUN_DIR/runs.list"
+if [[ -z ${E2E_KEEP_TMP:-} ]]; then
+    for d in "$RUN_DIR"/*; do
+        [[ -e $d && $d != "$RUN_DIR/runs.list" ]] && leaks+=("temp dir left: $d")
+    done
+fi
+while read -r m; do
+    [[ -n $m ]] && leaks+=("mount left: $m")
+done < <(awk -v d="$RUN_DIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo)
+for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [[ $pid == "$$" ]] && continue
+    args=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline" || true)
+    if [[ $args == *"$RUN_DIR/"* ]]; then
+        leaks+=("process left: $pid $args")
+        continue
+    fi
+    for r in "${runs[@]}"; do
+        if grep -qF "/$r/" "$p/cgroup" 2>/dev/null; then leaks+=("process left in cgroup /$r: $pid $args"); break; fi
+    done
+done
+for r in "${runs[@]}"; do
+    for c in /sys/fs/cgroup/*/"$r" /sys/fs/cgroup/"$r"; do
+        [[ -e $c ]] && leaks+=("cgroup left: $c")
+    done
+done
+if ((${#leaks[@]} == 0)) && [[ -z ${E2E_KEEP_TMP:-} ]]; then
+    rm -rf "$RUN_DIR"
+fi
+
+echo
+echo "================ e2e summary (RUNTIME=$RUNTIME)"
+for f in "${files[@]}"; do
+    name=$(basename "$f" .sh)
+    printf '  %-12s %-40s %4ss\n' "$name" "${result[$name]}" "${took[$name]}"
+done
+if ((${#leaks[@]})); then
+    echo "  leak check   FAIL"
+    printf '    %s\n' "${leaks[@]}"
+    failed=1
+else
+    echo "  leak check   PASS (no mounts, processes, cgroups or temp dirs left)"
+fi
+exit "$failed"
