@@ -26,14 +26,34 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-// Parsed once per process; boxing the larger variant would buy nothing.
+// Parsed once per process; boxing the larger variants would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    #[command(flatten)]
-    Standard(liboci_cli::StandardCmd),
+    /// create a container
+    Create(liboci_cli::Create),
+    /// start a created container
+    Start(liboci_cli::Start),
+    /// output the state of a container
+    State(liboci_cli::State),
+    /// send a signal to the container's init process (default: SIGTERM)
+    Kill(Kill),
+    /// delete a container
+    Delete(liboci_cli::Delete),
     #[command(flatten)]
     Common(liboci_cli::CommonCmd),
+}
+
+/// runc's `kill`: the signal is optional and defaults to SIGTERM (liboci-cli requires it).
+#[derive(clap::Args, Debug)]
+pub struct Kill {
+    #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new(), required = true)]
+    pub container_id: String,
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+    /// send the signal to all processes in the container
+    #[arg(short, long)]
+    pub all: bool,
 }
 
 impl Command {
@@ -41,10 +61,18 @@ impl Command {
     pub fn enters_container(&self) -> bool {
         matches!(
             self,
-            Command::Standard(liboci_cli::StandardCmd::Create(_))
+            Command::Create(_)
                 | Command::Common(liboci_cli::CommonCmd::Run(_))
                 | Command::Common(liboci_cli::CommonCmd::Exec(_))
         )
+    }
+
+    /// runc exits 255 when `exec` fails, so that callers can tell it from the process's status.
+    pub fn failure_code(&self) -> u8 {
+        match self {
+            Command::Common(liboci_cli::CommonCmd::Exec(_)) => 255,
+            _ => 1,
+        }
     }
 }
 

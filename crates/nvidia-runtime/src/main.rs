@@ -46,11 +46,12 @@ fn main() -> ExitCode {
         }
     };
 
+    let failure_code = command.failure_code();
     match commands::run(command, &cli.global) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             log_guard.report_fatal(&err);
-            ExitCode::from(1)
+            ExitCode::from(failure_code)
         }
     }
 }

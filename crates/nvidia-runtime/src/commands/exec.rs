@@ -5,17 +5,30 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::ContainerStatus;
 use libcontainer::syscall::syscall::SyscallType;
 use liboci_cli::{Exec, GlobalOpts};
 use serde_json::{json, Value};
 
-use super::foreground;
+use super::executor::RuncWordingExecutor;
+use super::{foreground, tty};
 use crate::cli::root_dir;
 use crate::state;
 
 pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
     let root = root_dir(global);
     let container = state::load(&root, &args.container_id)?;
+    match container.status() {
+        ContainerStatus::Running => {}
+        ContainerStatus::Paused if args.ignore_paused => {}
+        ContainerStatus::Paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
+        other => bail!(
+            "cannot exec in a container that is {}",
+            state::status_name(other)
+        ),
+    }
 
     let process = match &args.process {
         Some(path) => read_json(path)?,
@@ -31,6 +44,21 @@ pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
     // Written where only we write: the container's state dir; removed once the process runs.
     let process_file = ProcessFile::write(&root.join(&args.container_id), &process)?;
 
+    let wants_tty = process
+        .get("terminal")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    // runc's foreground `exec -t` without a console socket: we hold the pty and relay it.
+    let relay = if wants_tty && !args.detach && args.console_socket.is_none() {
+        Some(tty::ConsoleListener::bind(&root.join(&args.container_id))?)
+    } else {
+        None
+    };
+    let console_socket = relay
+        .as_ref()
+        .map(|listener| listener.path().to_owned())
+        .or_else(|| args.console_socket.clone());
+
     let signals = if args.detach {
         None
     } else {
@@ -41,13 +69,15 @@ pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
         .with_root_path(&root)
         .and_then(|b| b.with_pid_file(args.pid_file.as_ref()))
         .map(|b| {
-            b.with_console_socket(args.console_socket.as_ref())
+            b.with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)
+                .with_executor(RuncWordingExecutor)
         })
         .and_then(|b| b.validate_id())
         .and_then(|b| {
             b.as_tenant()
-                .with_detach(args.detach)
+                // libcontainer only takes a console socket from a detached caller
+                .with_detach(args.detach || relay.is_some())
                 .with_process(Some(&process_file.path))
                 .with_ignore_paused(args.ignore_paused)
                 .with_sub_cgroup(args.cgroup.clone())
@@ -57,9 +87,19 @@ pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
         .context("cannot exec in container")?;
     drop(process_file);
 
-    match signals {
-        None => Ok(0),
-        Some(signals) => foreground::forward_and_wait(pid, &signals),
+    let Some(signals) = signals else {
+        return Ok(0);
+    };
+    match relay {
+        Some(listener) => {
+            let session = listener.accept_and_relay()?;
+            let code = foreground::forward_and_wait_with(pid, &signals, |signal| {
+                session.on_signal(signal)
+            });
+            session.finish();
+            code
+        }
+        None => foreground::forward_and_wait(pid, &signals),
     }
 }
 

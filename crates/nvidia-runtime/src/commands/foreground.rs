@@ -30,12 +30,24 @@ pub fn block_forwarded_signals() -> Result<SigSet> {
 
 /// Reaps children until `pid` exits, forwarding every other signal to it.
 pub fn forward_and_wait(pid: Pid, signals: &SigSet) -> Result<u8> {
+    forward_and_wait_with(pid, signals, |_| {})
+}
+
+/// As `forward_and_wait`, also showing each signal to `observe` (the tty relay resizes on
+/// SIGWINCH).
+pub fn forward_and_wait_with(
+    pid: Pid,
+    signals: &SigSet,
+    mut observe: impl FnMut(Signal),
+) -> Result<u8> {
     loop {
         // Reap first: the process may have exited before we started waiting for SIGCHLD.
         if let Some(code) = reap(pid)? {
             return Ok(code);
         }
-        match signals.wait().context("cannot wait for signals")? {
+        let signal = signals.wait().context("cannot wait for signals")?;
+        observe(signal);
+        match signal {
             Signal::SIGCHLD => {}
             // SIGWINCH has no meaning without a pty of ours; SIGURG is Go's preemption noise
             // when our parent is a Go program.

@@ -8,7 +8,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
 use libcontainer::container::Container;
-use liboci_cli::{GlobalOpts, Ps, Spec, State};
+use liboci_cli::{GlobalOpts, List, Ps, Spec, State};
 
 use crate::cli::root_dir;
 use crate::state;
@@ -99,35 +99,78 @@ fn print_ps_table(pids: &[i32], options: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn list(global: &GlobalOpts) -> Result<u8> {
+pub fn list(args: List, global: &GlobalOpts) -> Result<u8> {
     let root = root_dir(global);
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER")?;
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Ok(0);
-    };
-    let mut ids: Vec<String> = entries
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.path().join("state.json").exists())
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .collect();
+    let mut ids: Vec<String> = std::fs::read_dir(&root)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .filter(|entry| entry.path().join("state.json").exists())
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
     ids.sort();
-    for id in ids {
-        if let Ok(container) = state::load(&root, &id) {
-            let json = state::runc_state_json(&container);
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}\t{}\t{}",
-                id,
-                json["pid"],
-                json["status"].as_str().unwrap_or_default(),
-                json["bundle"].as_str().unwrap_or_default(),
-                json["created"].as_str().unwrap_or_default(),
-                json["owner"].as_str().unwrap_or_default()
-            )?;
+    let states: Vec<serde_json::Value> = ids
+        .iter()
+        .filter_map(|id| state::load(&root, id).ok())
+        .map(|container| state::runc_state_json(&container))
+        .collect();
+
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for state in &states {
+            writeln!(out, "{}", state["id"].as_str().unwrap_or_default())?;
         }
+        return Ok(0);
+    }
+    match args.format.as_str() {
+        "json" if states.is_empty() => writeln!(out, "null")?,
+        "json" => {
+            serde_json::to_writer(&mut out, &states)?;
+            writeln!(out)?;
+        }
+        "table" => {
+            let mut rows =
+                vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+            for state in &states {
+                let text = |key: &str| state[key].as_str().unwrap_or_default().to_owned();
+                rows.push([
+                    text("id"),
+                    state["pid"].to_string(),
+                    text("status"),
+                    text("bundle"),
+                    text("created"),
+                    text("owner"),
+                ]);
+            }
+            write!(out, "{}", align_columns(&rows))?;
+        }
+        other => bail!("invalid format option {other:?}"),
     }
     Ok(0)
+}
+
+/// Go's tabwriter as runc configures it (min width 12, padding 3); the last column is not padded.
+fn align_columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count() + 3).max(12);
+        }
+    }
+    let mut text = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}", width = widths[i]));
+            }
+        }
+        text.push('\n');
+    }
+    text
 }
 
 pub fn features() -> Result<u8> {
@@ -184,6 +227,12 @@ pub fn spec(args: Spec) -> Result<u8> {
     } else {
         oci_spec::runtime::Spec::default()
     };
+    // runc's template asks for a terminal; keep the same default.
+    let mut spec = spec;
+    if let Some(mut process) = spec.process().clone() {
+        process.set_terminal(Some(true));
+        spec.set_process(Some(process));
+    }
     let text = serde_json::to_vec_pretty(&spec)?;
     std::fs::write(&path, text).with_context(|| format!("cannot write {}", display(&path)))?;
     Ok(0)

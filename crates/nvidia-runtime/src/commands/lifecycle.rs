@@ -8,10 +8,11 @@ use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::error::LibcontainerError;
 use libcontainer::signal::Signal;
 use libcontainer::syscall::syscall::SyscallType;
-use liboci_cli::{Create, Delete, GlobalOpts, Kill, Pause, Resume, Run, Start};
+use liboci_cli::{Create, Delete, GlobalOpts, Pause, Resume, Run, Start};
 
+use super::executor::RuncWordingExecutor;
 use super::foreground;
-use crate::cli::root_dir;
+use crate::cli::{root_dir, Kill};
 use crate::{gpu, state};
 
 /// What `create` and `run` share: inject GPUs into the bundle, then build the container.
@@ -44,6 +45,7 @@ fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Containe
         .map(|b| {
             b.with_console_socket(req.console_socket)
                 .with_preserved_fds(req.preserve_fds)
+                .with_executor(RuncWordingExecutor)
         })
         .and_then(|b| b.validate_id())
         .and_then(|b| {

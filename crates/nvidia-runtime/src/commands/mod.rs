@@ -2,25 +2,25 @@
 //! back to `main`, which logs them where containerd looks and exits 1.
 
 mod exec;
+mod executor;
 mod foreground;
 mod inspect;
 mod lifecycle;
+mod tty;
 mod update;
 
 use anyhow::{bail, Result};
-use liboci_cli::{CommonCmd, GlobalOpts, StandardCmd};
+use liboci_cli::{CommonCmd, GlobalOpts};
 
 use crate::cli::Command;
 
 pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
     match command {
-        Command::Standard(cmd) => match cmd {
-            StandardCmd::Create(args) => lifecycle::create(args, global),
-            StandardCmd::Start(args) => lifecycle::start(args, global),
-            StandardCmd::State(args) => inspect::state(args, global),
-            StandardCmd::Kill(args) => lifecycle::kill(args, global),
-            StandardCmd::Delete(args) => lifecycle::delete(args, global),
-        },
+        Command::Create(args) => lifecycle::create(args, global),
+        Command::Start(args) => lifecycle::start(args, global),
+        Command::State(args) => inspect::state(args, global),
+        Command::Kill(args) => lifecycle::kill(args, global),
+        Command::Delete(args) => lifecycle::delete(args, global),
         Command::Common(cmd) => match cmd {
             CommonCmd::Run(args) => lifecycle::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
@@ -30,7 +30,7 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
             CommonCmd::Update(args) => update::update(args, global),
             CommonCmd::Features(_) => inspect::features(),
             CommonCmd::Spec(args) => inspect::spec(args),
-            CommonCmd::List(_) => inspect::list(global),
+            CommonCmd::List(args) => inspect::list(args, global),
             CommonCmd::Events(_) => bail!("events is not supported by nvidia-runtime"),
             CommonCmd::Checkpointt(_) => bail!("checkpoint is not supported by nvidia-runtime"),
         },
