@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing nvidia-runtime needs on a fresh Debian/Ubuntu machine.
+# Idempotent: packages already present are skipped. Sourced or run by hack/demo and hack/test.
+set -euo pipefail
+
+# Build: libcontainer's libseccomp (Docker's seccomp profile) and cgroupsv2_devices (libbpf,
+# built from source: libelf, zlib, pkg-config). Tests: real docker/containerd/runc, busybox.
+PACKAGES=(gcc make pkg-config libseccomp-dev libelf-dev zlib1g-dev
+          busybox-static docker.io containerd runc python3 procps util-linux)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "cargo (rustup) is required" >&2; exit 1; }
