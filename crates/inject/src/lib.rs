@@ -62,6 +62,34 @@ pub enum InjectError {
     },
 }
 
+/// Microseconds spent in each stage of one injection (for the log and `hack/bench`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    pub read_spec_us: u64,
+    pub inventory_us: u64,
+    pub plan_us: u64,
+    pub rootfs_links_us: u64,
+    pub ld_cache_us: u64,
+    pub write_spec_us: u64,
+    pub total_us: u64,
+}
+
+struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Microseconds since the last lap.
+    fn lap(&mut self) -> u64 {
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(self.0).as_micros() as u64;
+        self.0 = now;
+        elapsed
+    }
+}
+
 /// What `inject_bundle` did.
 #[derive(Debug)]
 pub enum Outcome {
@@ -74,6 +102,7 @@ pub enum Outcome {
         config_path: PathBuf,
         original: Vec<u8>,
         summary: String,
+        timings: Timings,
     },
 }
 
@@ -95,6 +124,9 @@ impl Outcome {
 }
 
 pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectError> {
+    let started = std::time::Instant::now();
+    let mut clock = Stopwatch::start();
+    let mut timings = Timings::default();
     let config_path = bundle.join("config.json");
     let original = std::fs::read(&config_path).map_err(|source| InjectError::Read {
         path: config_path.clone(),
@@ -116,12 +148,15 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         }
         // `--gpus` with NVIDIA_VISIBLE_DEVICES=void: the hook must still go.
         write_atomically(&config_path, &serialise(&spec))?;
+        timings.total_us = started.elapsed().as_micros() as u64;
         return Ok(Outcome::Rewritten {
             config_path,
             original,
             summary: "hook removed, no GPU requested".into(),
+            timings,
         });
     };
+    timings.read_spec_us = clock.lap();
 
     let inventory = inventory::discover_with(
         &config.roots(),
@@ -129,6 +164,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             cuda_version: config.cuda_version,
         },
     )?;
+    timings.inventory_us = clock.lap();
     let gpus = plan::select_gpus(&inventory, &request.devices)?;
     if !request.disable_require {
         require::check(
@@ -141,22 +177,28 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let rootfs = Rootfs::open(&rootfs_path)?;
     let lib_dir = rootfs.library_dir();
     let edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
+    timings.plan_us = clock.lap();
 
     for link in &edits.symlinks {
         if rootfs.symlink(&link.link, &link.target)? == rootfs::LinkOutcome::KeptImageFile {
             tracing::debug!(link = %link.link.display(), "image has its own file there; kept");
         }
     }
+    timings.rootfs_links_us = clock.lap();
     let cache_path = write_ld_cache(bundle, &rootfs, &edits)?;
+    timings.ld_cache_us = clock.lap();
 
     apply::apply(&mut spec, &edits, Some(&cache_path));
     let summary = summarise(&edits, &request);
     apply::mark(&mut spec, &summary);
     write_atomically(&config_path, &serialise(&spec))?;
+    timings.write_spec_us = clock.lap();
+    timings.total_us = started.elapsed().as_micros() as u64;
     Ok(Outcome::Rewritten {
         config_path,
         original,
         summary,
+        timings,
     })
 }
 

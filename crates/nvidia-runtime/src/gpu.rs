@@ -21,7 +21,9 @@ pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
     }
     let outcome = inject::inject_bundle(bundle, &config)?;
     match &outcome {
-        inject::Outcome::Rewritten { summary, .. } => tracing::info!("injected: {summary}"),
+        inject::Outcome::Rewritten {
+            summary, timings, ..
+        } => tracing::info!("injected: {summary}; timings: {timings:?}"),
         inject::Outcome::AlreadyInjected => tracing::info!("bundle already injected; unchanged"),
         inject::Outcome::NotRequested => tracing::debug!("no GPU requested"),
     }
