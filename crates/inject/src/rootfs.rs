@@ -81,12 +81,18 @@ impl Rootfs {
 
     /// The image's file at `path` (followed within the rootfs), or `None` when absent.
     pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, RootfsError> {
-        let fd = match self.resolve(path, OFlag::O_RDONLY) {
+        // O_NONBLOCK: a FIFO planted by the image must not hang the runtime.
+        let fd = match self.resolve(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
             Ok(fd) => fd,
             Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
             Err(source) => return Err(self.error("open", path, source)),
         };
         let mut file = File::from(fd);
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => {}
+            // A device, FIFO, socket or dir where a file is expected is treated as absent.
+            _ => return Ok(None),
+        }
         let mut bytes = Vec::new();
         file.by_ref()
             .take(MAX_READ)
@@ -200,5 +206,131 @@ fn split_plain(path: &Path) -> Result<(PathBuf, PathBuf), RootfsError> {
         _ => Err(RootfsError::BadPath {
             path: path.to_owned(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_in_the_image_never_lead_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        let outside = dir.path().join("host");
+        std::fs::create_dir_all(rootfs.join("usr/lib")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "host").unwrap();
+        // An absolute symlink and a `..` escape, both planted by the image.
+        symlink(&outside, rootfs.join("usr/lib/x86_64-linux-gnu")).unwrap();
+        symlink("../../../../host/secret", rootfs.join("usr/lib/escape")).unwrap();
+
+        let root = Rootfs::open(&rootfs).unwrap();
+        // Resolved inside the rootfs, the absolute target does not exist: a clear error,
+        // and nothing written on the host.
+        let err = root
+            .symlink(
+                Path::new("/usr/lib/x86_64-linux-gnu/libcuda.so.1"),
+                "libcuda.so.580",
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("/usr/lib/x86_64-linux-gnu"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            1,
+            "nothing written outside"
+        );
+        assert_eq!(root.read(Path::new("/usr/lib/escape")).unwrap(), None);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("secret")).unwrap(),
+            "host"
+        );
+
+        // The same absolute target made to exist inside the rootfs: the link goes there.
+        let inside = rootfs.join(outside.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(&inside).unwrap();
+        root.symlink(
+            Path::new("/usr/lib/x86_64-linux-gnu/libcuda.so.1"),
+            "libcuda.so.580",
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_link(inside.join("libcuda.so.1")).unwrap(),
+            PathBuf::from("libcuda.so.580")
+        );
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            1,
+            "nothing written outside"
+        );
+    }
+
+    #[test]
+    fn merged_usr_links_are_followed_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("usr/lib")).unwrap();
+        symlink("usr/lib", dir.path().join("lib")).unwrap();
+        let root = Rootfs::open(dir.path()).unwrap();
+        root.symlink(
+            Path::new("/lib/x86_64-linux-gnu/libfoo.so.1"),
+            "libfoo.so.1.0",
+        )
+        .unwrap();
+        assert!(dir
+            .path()
+            .join("usr/lib/x86_64-linux-gnu/libfoo.so.1")
+            .symlink_metadata()
+            .is_ok());
+    }
+
+    #[test]
+    fn image_files_are_kept_and_fifos_do_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path();
+        std::fs::create_dir_all(rootfs.join("lib")).unwrap();
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::write(rootfs.join("lib/libcuda.so.1"), "image's own").unwrap();
+        nix::unistd::mkfifo(
+            &rootfs.join("etc/ld.so.cache"),
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+
+        let root = Rootfs::open(rootfs).unwrap();
+        let outcome = root.symlink(Path::new("/lib/libcuda.so.1"), "x").unwrap();
+        assert_eq!(outcome, LinkOutcome::KeptImageFile);
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("lib/libcuda.so.1")).unwrap(),
+            "image's own"
+        );
+        assert_eq!(root.read(Path::new("/etc/ld.so.cache")).unwrap(), None);
+        // an existing symlink is replaced, and missing parents are created inside the root
+        root.symlink(Path::new("/new/dir/libx.so.1"), "libx.so.1.0")
+            .unwrap();
+        root.symlink(Path::new("/new/dir/libx.so.1"), "libx.so.1.1")
+            .unwrap();
+        assert_eq!(
+            std::fs::read_link(rootfs.join("new/dir/libx.so.1")).unwrap(),
+            PathBuf::from("libx.so.1.1")
+        );
+    }
+
+    #[test]
+    fn library_dir_follows_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Rootfs::open(dir.path()).unwrap();
+        assert_eq!(root.library_dir(), PathBuf::from("/usr/lib64"));
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        std::fs::write(dir.path().join("lib/ld-musl-x86_64.so.1"), "").unwrap();
+        assert_eq!(root.library_dir(), PathBuf::from("/usr/lib"));
+        std::fs::create_dir_all(dir.path().join("usr/lib/x86_64-linux-gnu")).unwrap();
+        assert_eq!(
+            root.library_dir(),
+            PathBuf::from("/usr/lib/x86_64-linux-gnu")
+        );
     }
 }
