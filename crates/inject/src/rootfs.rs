@@ -18,13 +18,14 @@ use nix::unistd::{symlinkat, unlinkat, UnlinkatFlags};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
-    #[error("cannot open container rootfs {path}: {source}")]
-    Open { path: PathBuf, source: Errno },
-    #[error("cannot {action} {path} inside the container rootfs: {source}")]
+    // `errno`, not `source`: the message already names it, and a `source` would print twice.
+    #[error("cannot open container rootfs {path}: {errno}")]
+    Open { path: PathBuf, errno: Errno },
+    #[error("cannot {action} {path} inside the container rootfs: {errno}")]
     Op {
         action: &'static str,
         path: PathBuf,
-        source: Errno,
+        errno: Errno,
     },
     #[error("{path} is not a plain absolute path")]
     BadPath { path: PathBuf },
@@ -51,9 +52,9 @@ impl Rootfs {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|source| RootfsError::Open {
+        .map_err(|errno| RootfsError::Open {
             path: path.to_owned(),
-            source,
+            errno,
         })?;
         // SAFETY: open returned a fresh descriptor that nothing else owns.
         let root = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -190,7 +191,7 @@ impl Rootfs {
         RootfsError::Op {
             action,
             path: path.to_owned(),
-            source,
+            errno: source,
         }
     }
 }

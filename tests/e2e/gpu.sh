@@ -1,0 +1,525 @@
+#!/usr/bin/env bash
+# tests/e2e/gpu.sh — GPU injection end to end, against a simulated 8-GPU NVIDIA host.
+#
+# Builds tests/fixtures/make-driver-root.sh's driver root (8 GPUs, driver 580.159.04, CUDA
+# 13.0; GPU index i = UUID GPU-4e565349-4d00-4000-8000-<i as 12 hex>, minor i XOR 1) and
+# points the runtime at it through $NVIDIA_CTK_CONFIG_FILE_PATH. The image has busybox, a
+# glibc, /sbin/ldconfig and `probe` (compiled here: dlopen()s a library, calls
+# cuDriverGetVersion and nvsim_marker) — and no NVIDIA file. Every check looks at what the
+# process inside the container sees. Proves, with direct bundles (`run` from the bundle dir):
+#  - NVIDIA_VISIBLE_DEVICES=all: libcuda loads (13000, "nvsim-libcuda"), exactly the 8 GPU
+#    nodes + control nodes, `ldconfig -p` lists libcuda/libnvidia-ml, SONAME and libcuda.so
+#    links, /usr/bin/nvidia-smi lists the 8 GPUs;
+#  - a list by index and UUID gives exactly those GPUs' nodes (the right minors); `none` gives
+#    driver files without GPUs; void / empty / unset give nothing and leave config.json
+#    byte-for-byte unchanged;
+#  - NVIDIA_DRIVER_CAPABILITIES selects libraries, binaries and nodes (utility, graphics,
+#    compute);
+#  - legacy CUDA_VERSION images (all GPUs; cuda>=X requirement; NVIDIA_DISABLE_REQUIRE),
+#    NVIDIA_REQUIRE_CUDA / NVIDIA_REQUIRE_DRIVER with the host's versions in the error;
+#  - a bad UUID fails and leaves the bundle and the state root as they were;
+#  - read-only rootfs; images with and without their own /etc/ld.so.cache; musl images
+#    (libraries in /usr/lib);
+#  - the device cgroup: a GPU not given cannot be opened after mknod (EPERM) while the given
+#    one reaches the (absent) driver (ENXIO);
+#  - create / delete / create on one bundle injects once;
+#  - symlinks planted in the image (absolute, to host paths: the library dir, a SONAME link,
+#    a bind-mount destination) never lead a write outside the rootfs; where the target also
+#    exists inside the rootfs the container works, where it dangles inside the rootfs the run
+#    may be refused (today it is: see refused_or_contained), but then cleanly;
+# and through a private dockerd (runtime "nvidia", a fake nvidia-container-runtime-hook on its
+# PATH): -e NVIDIA_VISIBLE_DEVICES, --gpus all (the hook never runs and is gone from the
+# bundle), --gpus device=1,2, and a failed requirement reported on docker's stderr.
+# Validated against runc (RUNTIME=$(command -v runc)): every check that depends on injection
+# fails there.
+source "$(dirname "$0")/../lib.sh"
+e2e_init "$@"
+need_cmd gcc gcc
+need_cmd ldconfig libc-bin
+need_cmd sha256sum coreutils
+
+VERSION=580.159.04
+GNU=/usr/lib/x86_64-linux-gnu        # where the runtime puts libraries in a glibc image
+NET=(--network=none)
+
+# --- the simulated host -------------------------------------------------------
+
+SIM=$TEST_TMP/sim
+bash "$REPO/tests/fixtures/make-driver-root.sh" 8 "$SIM" || die "make-driver-root.sh failed"
+export NVIDIA_CTK_CONFIG_FILE_PATH=$TEST_TMP/nvidia-runtime.toml
+cat >"$NVIDIA_CTK_CONFIG_FILE_PATH" <<EOF
+[nvidia-container-cli]
+root = "$SIM"
+[nvidia-runtime]
+proc-root = "$SIM"
+EOF
+
+uuid_of() { printf 'GPU-4e565349-4d00-4000-8000-%012x\n' "$1"; }
+# smi_lines INDEX... : what the fake nvidia-smi prints when it sees these GPUs (bus order)
+smi_lines() {
+    local k=0 i
+    for i in "$@"; do echo "GPU $k: NVIDIA H100 80GB HBM3 (UUID: $(uuid_of "$i"))"; k=$((k + 1)); done
+}
+ALL_NODES=$(printf '/dev/nvidia%d\n' 0 1 2 3 4 5 6 7)
+ALL_SMI=$(smi_lines 0 1 2 3 4 5 6 7)
+PROBE_OK="version=13000 marker=nvsim-libcuda"
+
+# --- the image: busybox + glibc + ldconfig + probe, no NVIDIA file -----------
+
+cat >"$TEST_TMP/probe.c" <<'EOF'
+/* probe [LIB]: dlopen LIB (default libcuda.so.1) and call what the simulated driver exports. */
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    const char *name = argc > 1 ? argv[1] : "libcuda.so.1";
+    void *h = dlopen(name, RTLD_NOW);
+    if (!h) { printf("dlopen-failed: %s\n", dlerror()); return 1; }
+    int (*ver)(int *) = (int (*)(int *))dlsym(h, "cuDriverGetVersion");
+    const char *(*marker)(void) = (const char *(*)(void))dlsym(h, "nvsim_marker");
+    int v = -1;
+    if (ver && ver(&v) != 0) v = -2;
+    printf("version=%d marker=%s\n", v, marker ? marker() : "(none)");
+    return 0;
+}
+EOF
+gcc -O2 -o "$TEST_TMP/probe" "$TEST_TMP/probe.c" || die "cannot compile probe.c"
+
+GLIBC_IMAGE=$TEST_TMP/.glibc-image
+make_busybox_rootfs "$GLIBC_IMAGE"
+mkdir -p "$GLIBC_IMAGE/lib/x86_64-linux-gnu" "$GLIBC_IMAGE/lib64"
+cp "$TEST_TMP/probe" "$GLIBC_IMAGE/usr/bin/probe"
+while read -r lib; do
+    case $lib in
+        /lib64/*) cp -L "$lib" "$GLIBC_IMAGE/lib64/" ;;
+        *) cp -L "$lib" "$GLIBC_IMAGE/lib/x86_64-linux-gnu/" ;;
+    esac
+done < <(ldd "$TEST_TMP/probe" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+# (Debian's /sbin/ldconfig is static; Ubuntu's is a script in front of ldconfig.real)
+if [[ -x /sbin/ldconfig.real ]]; then cp /sbin/ldconfig.real "$GLIBC_IMAGE/sbin/ldconfig"; else cp -L /sbin/ldconfig "$GLIBC_IMAGE/sbin/ldconfig"; fi
+file_is_static "$GLIBC_IMAGE/sbin/ldconfig" || die "the host's ldconfig is not a static binary"
+[[ -x $GLIBC_IMAGE/lib64/ld-linux-x86-64.so.2 && -f $GLIBC_IMAGE/lib/x86_64-linux-gnu/libc.so.6 ]] \
+    || die "the image lacks glibc (ldd output: $(ldd "$TEST_TMP/probe"))"
+[[ -z $(find "$GLIBC_IMAGE" \( -iname '*nvidia*' -o -iname '*cuda*' \)) ]] || die "the image has NVIDIA files"
+
+# A musl-like image: busybox and a musl loader's name, no glibc multiarch dir.
+MUSL_IMAGE=$TEST_TMP/.musl-image
+make_busybox_rootfs "$MUSL_IMAGE"
+mkdir -p "$MUSL_IMAGE/lib"
+echo "not really musl" >"$MUSL_IMAGE/lib/ld-musl-x86_64.so.1"
+
+# --- helpers ------------------------------------------------------------------
+
+B=""     # the current bundle
+# gpu_bundle NAME [IMAGE] [ENV...] : bundle $TEST_TMP/NAME (container id NAME) with a copy of
+# IMAGE (default: the glibc image) and ENV added to process.env; sets B.
+gpu_bundle() {
+    local name=$1 image=${2:-$GLIBC_IMAGE}
+    shift
+    (($#)) && shift     # IMAGE ("" for the default)
+    B=$TEST_TMP/$name
+    mkdir -p "$B/rootfs"
+    cp -a "$image/." "$B/rootfs/"
+    make_bundle "$B" sh
+    (($#)) && gpu_env "$@"
+    return 0
+}
+# gpu_env ENV... : append to $B's process.env
+gpu_env() {
+    python3 - "$B/config.json" "$@" <<'EOF'
+import json, sys
+path = sys.argv[1]
+with open(path) as f: c = json.load(f)
+c["process"]["env"] += sys.argv[2:]
+with open(path, "w") as f: json.dump(c, f, indent=2)
+EOF
+}
+_run_in() ( cd "$1" && rt run "$2" </dev/null )
+# in_ctr SCRIPT : `sh -c SCRIPT` in a container of bundle $B, through `run` from the bundle
+# dir; sets OUT/ERR/RC. (Re-running a bundle is fine: the first run injected it.)
+in_ctr() {
+    bundle_args "$B" sh -c "$1"
+    capture _run_in "$B" "$(basename "$B")"
+}
+# run_as_is : like in_ctr, with the bundle's config.json as it is
+run_as_is() { capture _run_in "$B" "$(basename "$B")"; }
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+# count of linux.devices entries with PATH in $B/config.json
+device_entries() { bundle_get "$B" "len([d for d in c['linux'].get('devices', []) if d['path'] == '$1'])"; }
+annotation() { bundle_get "$B" "c.get('annotations', {}).get('io.github.nvidia-runtime.injected', '<none>')"; }
+mounts_at() { bundle_get "$B" "len([m for m in c.get('mounts', []) if m['destination'] == '$1'])"; }
+
+# --- direct bundles: what is injected ------------------------------------------
+
+test_all_gpus() {
+    gpu_bundle all "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" probe
+    local before; before=$(sha_of "$B/config.json")
+    run_as_is
+    assert_rc 0 "all: probe runs"
+    assert_eq "$PROBE_OK" "$OUT" "all: libcuda.so.1 loads from an image without NVIDIA files (cuDriverGetVersion 13000, nvsim-libcuda)"
+    assert_ne "$before" "$(sha_of "$B/config.json")" "all: config.json was rewritten"
+    assert_match "$(annotation)" '^gpus=0,1,2,3,4,5,6,7 ' "all: the injected annotation names the 8 GPUs"
+
+    in_ctr 'ls /dev/nvidia[0-9]*'
+    assert_eq "$ALL_NODES" "$OUT" "all: exactly /dev/nvidia0../dev/nvidia7"
+    in_ctr 'for n in nvidiactl nvidia-uvm nvidia-uvm-tools nvidia-modeset; do [ -c /dev/$n ] && echo "$n yes" || echo "$n no"; done'
+    assert_eq $'nvidiactl yes\nnvidia-uvm yes\nnvidia-uvm-tools yes\nnvidia-modeset no' "$OUT" \
+        "all: control nodes nvidiactl, nvidia-uvm(-tools); no nvidia-modeset without graphics/display"
+    in_ctr 'stat -c "%n %t:%T" /dev/nvidia0 /dev/nvidia7 /dev/nvidiactl'
+    assert_eq $'/dev/nvidia0 c3:0\n/dev/nvidia7 c3:7\n/dev/nvidiactl c3:ff' "$OUT" "all: the nodes are the host's (195:minor)"
+
+    in_ctr 'ldconfig -p | grep -E "libcuda\.so\.1 |libnvidia-ml\.so\.1 " | sed "s/^[[:space:]]*//" | sort'
+    assert_eq "libcuda.so.1 (libc6,x86-64) => $GNU/libcuda.so.$VERSION"$'\n'"libnvidia-ml.so.1 (libc6,x86-64) => $GNU/libnvidia-ml.so.$VERSION" \
+        "$OUT" "all: ldconfig -p lists libcuda.so.1 and libnvidia-ml.so.1"
+    in_ctr "readlink $GNU/libcuda.so.1; readlink $GNU/libcuda.so; readlink $GNU/libnvidia-ml.so.1"
+    assert_eq "libcuda.so.$VERSION"$'\n'"libcuda.so.1"$'\n'"libnvidia-ml.so.$VERSION" "$OUT" \
+        "all: libcuda.so.1 -> libcuda.so.$VERSION, libcuda.so -> libcuda.so.1, libnvidia-ml.so.1 -> …$VERSION"
+    in_ctr 'probe libcuda.so'
+    assert_eq "$PROBE_OK" "$OUT" "all: dlopen(\"libcuda.so\") works too"
+
+    in_ctr 'command -v nvidia-smi; nvidia-smi'
+    assert_rc 0 "all: nvidia-smi runs"
+    assert_eq "/usr/bin/nvidia-smi"$'\n'"$ALL_SMI" "$OUT" "all: /usr/bin/nvidia-smi lists the 8 GPUs"
+}
+
+test_gpu_list() {
+    gpu_bundle list "" "NVIDIA_VISIBLE_DEVICES=1,$(uuid_of 3)"
+    in_ctr 'ls /dev/nvidia[0-9]*; stat -c "%n %t:%T" /dev/nvidia[0-9]*'
+    assert_rc 0 "index 1 + UUID of 3: runs"
+    assert_eq $'/dev/nvidia0\n/dev/nvidia2\n/dev/nvidia0 c3:0\n/dev/nvidia2 c3:2' "$OUT" \
+        "index 1 + UUID of 3: exactly /dev/nvidia0 and /dev/nvidia2 (minors 0 and 2)"
+    in_ctr 'ls -d /dev/nvidia*'
+    assert_eq $'/dev/nvidia-uvm\n/dev/nvidia-uvm-tools\n/dev/nvidia0\n/dev/nvidia2\n/dev/nvidiactl' "$OUT" \
+        "index 1 + UUID of 3: those two GPUs, nvidiactl and uvm, nothing else"
+    in_ctr 'nvidia-smi'
+    assert_eq "$(smi_lines 1 3)" "$OUT" "index 1 + UUID of 3: nvidia-smi lists 2 GPUs (UUIDs …01 and …03)"
+    in_ctr 'probe'
+    assert_eq "$PROBE_OK" "$OUT" "index 1 + UUID of 3: libcuda loads"
+}
+
+test_none() {
+    gpu_bundle none "" NVIDIA_VISIBLE_DEVICES=none
+    in_ctr 'ls -d /dev/nvidia*'
+    assert_eq $'/dev/nvidia-uvm\n/dev/nvidia-uvm-tools\n/dev/nvidiactl' "$OUT" "none: nvidiactl and uvm, no /dev/nvidia[0-9]*"
+    in_ctr 'probe'
+    assert_eq "$PROBE_OK" "$OUT" "none: libcuda still loads"
+    in_ctr 'nvidia-smi'
+    assert_eq "No devices were found" "$OUT" "none: nvidia-smi is there and sees no GPU"
+}
+
+# check_nothing LABEL ENV... : a container asking for nothing gets nothing.
+check_nothing() {
+    local label=$1 before; shift
+    gpu_bundle "nothing-$label" "" "$@" NVIDIA_DRIVER_CAPABILITIES=all
+    bundle_args "$B" sh -c 'ls -A /dev; echo ---; probe; echo ---; command -v nvidia-smi || echo no-nvidia-smi; echo ---; find / -path /proc -prune -o -path /sys -prune -o \( -name "*nvidia*" -o -name "*cuda*" \) -print'
+    before=$(sha_of "$B/config.json")
+    run_as_is
+    assert_eq "$before" "$(sha_of "$B/config.json")" "$label: config.json byte-for-byte unchanged"
+    assert_false "$label: no .nvidia-runtime dir in the bundle" test -e "$B/.nvidia-runtime"
+    local devs probe smi files
+    devs=$(awk '/^---$/{n++; next} n == 0' <<<"$OUT")
+    probe=$(awk '/^---$/{n++; next} n == 1' <<<"$OUT")
+    smi=$(awk '/^---$/{n++; next} n == 2' <<<"$OUT")
+    files=$(awk '/^---$/{n++; next} n == 3' <<<"$OUT")
+    assert_contains "$devs" "null" "$label: /dev was listed"
+    assert_not_contains "$devs" "nvidia" "$label: no /dev/nvidia*"
+    assert_eq "dlopen-failed: libcuda.so.1: cannot open shared object file: No such file or directory" "$probe" "$label: libcuda does not load"
+    assert_eq "no-nvidia-smi" "$smi" "$label: no nvidia-smi"
+    assert_eq "" "$files" "$label: no file named *nvidia* or *cuda* anywhere in the container (but /proc, /sys)"
+}
+test_nothing_requested() {
+    check_nothing void NVIDIA_VISIBLE_DEVICES=void
+    check_nothing empty NVIDIA_VISIBLE_DEVICES=
+    check_nothing unset
+}
+
+test_capabilities() {
+    gpu_bundle cap-utility "" NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=utility
+    in_ctr 'nvidia-smi'
+    assert_eq "$ALL_SMI" "$OUT" "utility: nvidia-smi runs"
+    in_ctr 'probe'
+    assert_eq 1 "$RC" "utility: probe fails"
+    assert_contains "$OUT" "dlopen-failed: libcuda.so.1" "utility: no libcuda"
+    in_ctr 'probe libnvidia-ml.so.1'
+    assert_eq "version=-1 marker=nvsim-libnvidia-ml" "$OUT" "utility: libnvidia-ml.so.1 loads"
+    in_ctr 'ls -d /dev/nvidia-uvm 2>&1; ldconfig -p | grep -oE "lib(cuda|nvidia-ml)\.so\.1 \(" | sort -u'
+    assert_eq "ls: /dev/nvidia-uvm: No such file or directory"$'\n'"libnvidia-ml.so.1 (" "$OUT" \
+        "utility: no /dev/nvidia-uvm (compute only); ldconfig -p lists libnvidia-ml.so.1, not libcuda.so.1"
+
+    gpu_bundle cap-graphics "" NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=graphics
+    in_ctr "readlink $GNU/libGLX_nvidia.so.0; probe libGLX_nvidia.so.0"
+    assert_eq "libGLX_nvidia.so.$VERSION"$'\n'"version=-1 marker=nvsim-libGLX_nvidia" "$OUT" \
+        "graphics: libGLX_nvidia.so.0 is present and loads"
+    in_ctr '[ -c /dev/nvidia-modeset ] && echo modeset; probe; command -v nvidia-smi || echo no-nvidia-smi'
+    assert_eq $'modeset\ndlopen-failed: libcuda.so.1: cannot open shared object file: No such file or directory\nno-nvidia-smi' "$OUT" \
+        "graphics: /dev/nvidia-modeset; no libcuda, no nvidia-smi"
+
+    gpu_bundle cap-compute "" NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute
+    in_ctr 'probe; ls /usr/bin/nvidia-smi 2>&1; command -v nvidia-smi || echo no-nvidia-smi'
+    assert_eq "$PROBE_OK"$'\n'"ls: /usr/bin/nvidia-smi: No such file or directory"$'\n'"no-nvidia-smi" "$OUT" \
+        "compute: libcuda loads, no nvidia-smi binary"
+    in_ctr "ls $GNU | grep -E '^lib(cuda|nvidia-ml)\.so\.1\$'"
+    assert_eq "libcuda.so.1" "$OUT" "compute: libcuda.so.1 but no libnvidia-ml.so.1 (utility)"
+}
+
+# run_refused LABEL : run $B with `echo program-ran` (rc 0 on any runtime that starts it) and
+# check that the runtime refused it before a container existed: rc != 0, the program never
+# ran, config.json byte-for-byte as before, nothing added to the bundle, no state left.
+run_refused() {
+    local label=$1 before
+    bundle_args "$B" echo program-ran
+    before=$(sha_of "$B/config.json")
+    run_as_is
+    assert_rc_nonzero "$label: run fails"
+    assert_not_contains "$OUT" "program-ran" "$label: the container's program never ran"
+    assert_eq "$before" "$(sha_of "$B/config.json")" "$label: config.json unchanged"
+    assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "$label: nothing else left in the bundle (no .nvidia-runtime, no temp file)"
+    assert_eq "" "$(ls -A "$STATE")" "$label: no state left under \$STATE"
+}
+
+test_legacy_cuda_image() {
+    gpu_bundle legacy "" CUDA_VERSION=12.2.0
+    in_ctr 'ls /dev/nvidia[0-9]*; probe'
+    assert_rc 0 "CUDA_VERSION=12.2.0 (no NVIDIA_VISIBLE_DEVICES): runs"
+    assert_eq "$ALL_NODES"$'\n'"$PROBE_OK" "$OUT" "CUDA_VERSION=12.2.0: all 8 GPUs and libcuda"
+
+    gpu_bundle legacy-99 "" CUDA_VERSION=99.0
+    run_refused "CUDA_VERSION=99.0"
+    assert_contains "$ERR" "cuda>=99.0" "CUDA_VERSION=99.0: the error names cuda>=99.0"
+    assert_contains "$ERR" "CUDA 13.0" "CUDA_VERSION=99.0: …and the host's CUDA 13.0"
+
+    gpu_bundle legacy-99-disabled "" CUDA_VERSION=99.0 NVIDIA_DISABLE_REQUIRE=true
+    in_ctr 'ls /dev/nvidia[0-9]* | wc -l; probe'
+    assert_rc 0 "CUDA_VERSION=99.0 + NVIDIA_DISABLE_REQUIRE=true: runs"
+    assert_eq "8"$'\n'"$PROBE_OK" "$OUT" "…with all 8 GPUs and libcuda"
+}
+
+test_requirements() {
+    gpu_bundle req-fail "" NVIDIA_VISIBLE_DEVICES=all "NVIDIA_REQUIRE_CUDA=cuda>=99.0 brand=tesla"
+    run_refused "NVIDIA_REQUIRE_CUDA='cuda>=99.0 brand=tesla' (an H100 is brand nvidia)"
+    assert_contains "$ERR" "cuda>=99.0 brand=tesla" "…the error quotes the requirement"
+    assert_contains "$ERR" "CUDA 13.0" "…and the host's CUDA 13.0"
+
+    gpu_bundle req-or "" NVIDIA_VISIBLE_DEVICES=all "NVIDIA_REQUIRE_CUDA=cuda>=99.0 brand=nvidia"
+    in_ctr 'probe'
+    assert_rc 0 "NVIDIA_REQUIRE_CUDA='cuda>=99.0 brand=nvidia' passes (space = or)"
+
+    gpu_bundle req-ok "" NVIDIA_VISIBLE_DEVICES=all "NVIDIA_REQUIRE_CUDA=cuda>=12.0"
+    in_ctr 'probe'
+    assert_rc 0 "NVIDIA_REQUIRE_CUDA=cuda>=12.0: runs"
+    assert_eq "$PROBE_OK" "$OUT" "NVIDIA_REQUIRE_CUDA=cuda>=12.0: libcuda loads"
+
+    gpu_bundle req-driver "" NVIDIA_VISIBLE_DEVICES=all "NVIDIA_REQUIRE_DRIVER=driver>=600"
+    run_refused "NVIDIA_REQUIRE_DRIVER=driver>=600"
+    assert_contains "$ERR" "driver>=600" "…the error quotes the requirement"
+    assert_contains "$ERR" "driver $VERSION" "…and names the host's driver $VERSION"
+}
+
+test_bad_uuid() {
+    local bad=GPU-4e565349-4d00-4000-8000-0000000000ff
+    gpu_bundle bad-uuid "" "NVIDIA_VISIBLE_DEVICES=$bad"
+    run_refused "bad UUID"
+    assert_contains "$ERR" "unknown NVIDIA GPU" "bad UUID: the error says 'unknown NVIDIA GPU'"
+    assert_contains "$ERR" "$bad" "bad UUID: …and names it"
+    capture rt state bad-uuid
+    assert_rc 1 "bad UUID: the container does not exist"
+}
+
+test_readonly_rootfs() {
+    gpu_bundle readonly "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_set "$B" 'c["root"]["readonly"] = True'
+    in_ctr 'probe; ldconfig -p | grep -c "libcuda\.so\.1 "; touch /written 2>&1; echo "touch-rc=$?"'
+    assert_rc 0 "read-only rootfs: runs"
+    assert_eq "$PROBE_OK"$'\n'"1"$'\n'"touch: /written: Read-only file system"$'\n'"touch-rc=1" "$OUT" \
+        "read-only rootfs: libcuda loads, ldconfig -p lists it, / is not writable"
+    assert_false "read-only rootfs: nothing written on the host side" test -e "$B/rootfs/written"
+}
+
+test_image_with_ld_cache() {
+    gpu_bundle own-cache "" NVIDIA_VISIBLE_DEVICES=all
+    ldconfig -r "$B/rootfs"
+    local img_cache; img_cache=$(sha_of "$B/rootfs/etc/ld.so.cache")
+    in_ctr 'ldconfig -p | sed "s/^[[:space:]]*//" | grep -E "^(libc\.so\.6|libcuda\.so\.1) "; probe'
+    assert_rc 0 "image with its own /etc/ld.so.cache: runs"
+    assert_eq "libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6"$'\n'"libcuda.so.1 (libc6,x86-64) => $GNU/libcuda.so.$VERSION"$'\n'"$PROBE_OK" \
+        "$(LC_ALL=C sort <<<"$OUT")" "image ld.so.cache: ldconfig -p lists the image's libc.so.6 and libcuda.so.1"
+    assert_eq "$img_cache" "$(sha_of "$B/rootfs/etc/ld.so.cache")" "image ld.so.cache: the image's own file is not modified"
+}
+
+test_musl_image() {
+    gpu_bundle musl "$MUSL_IMAGE" NVIDIA_VISIBLE_DEVICES=all
+    in_ctr 'readlink /usr/lib/libcuda.so.1; readlink /usr/lib/libcuda.so; ls /usr/lib/libcuda.so.1; grep -q nvsim-libcuda /usr/lib/libcuda.so.1 && echo marker; [ -e /usr/lib/x86_64-linux-gnu ] || echo no-multiarch-dir'
+    assert_rc 0 "musl image: runs"
+    assert_eq "libcuda.so.$VERSION"$'\n'"libcuda.so.1"$'\n'"/usr/lib/libcuda.so.1"$'\n'"marker"$'\n'"no-multiarch-dir" "$OUT" \
+        "musl image: libcuda.so.1 (-> libcuda.so.$VERSION, the driver's file) in /usr/lib, no multiarch dir"
+}
+
+test_device_cgroup() {
+    gpu_bundle devcg "" NVIDIA_VISIBLE_DEVICES=1
+    bundle_set "$B" 'for k in ("bounding", "effective", "permitted"): c["process"]["capabilities"][k].append("CAP_MKNOD")'
+    in_ctr 'ls /dev/nvidia[0-9]*'
+    assert_eq "/dev/nvidia0" "$OUT" "NVIDIA_VISIBLE_DEVICES=1: only /dev/nvidia0"
+    in_ctr 'mknod /dev/x c 195 1 && head -c1 /dev/x'
+    assert_rc_nonzero "mknod + open of GPU 195:1 (not given) fails"
+    assert_contains "$ERR" "Operation not permitted" "…with EPERM: the device cgroup denies it"
+    in_ctr 'mknod /dev/y c 195 0 && head -c1 /dev/y'
+    assert_rc_nonzero "mknod + open of GPU 195:0 (given) fails too (no driver)"
+    assert_contains "$ERR" "No such device or address" "…with ENXIO: the cgroup allows it, the driver is absent"
+    in_ctr 'head -c1 /dev/nvidia0'
+    assert_contains "$ERR" "No such device or address" "opening the injected /dev/nvidia0 reaches the (absent) driver: ENXIO"
+}
+
+test_create_delete_create() {
+    local id=recreate
+    gpu_bundle "$id" "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" probe
+    capture rt create --bundle "$B" "$id" </dev/null
+    assert_rc 0 "first create"
+    capture rt delete "$id"
+    assert_rc 0 "delete of the created container"
+    capture rt create --bundle "$B" "$id" </dev/null
+    assert_rc 0 "second create on the same bundle"
+    assert_eq 1 "$(device_entries /dev/nvidia0)" "linux.devices has /dev/nvidia0 exactly once"
+    assert_eq 1 "$(device_entries /dev/nvidiactl)" "linux.devices has /dev/nvidiactl exactly once"
+    assert_eq 1 "$(bundle_get "$B" "len([r for r in c['linux']['resources']['devices'] if r.get('allow') and r.get('major') == 195 and r.get('minor') == 0])")" \
+        "the cgroup allows 195:0 exactly once"
+    assert_eq 1 "$(mounts_at "$GNU/libcuda.so.$VERSION")" "libcuda is mounted exactly once"
+    assert_eq 1 "$(mounts_at /etc/ld.so.cache)" "/etc/ld.so.cache is mounted exactly once"
+    assert_match "$(annotation)" '^gpus=0,1,2,3,4,5,6,7 ' "the annotation io.github.nvidia-runtime.injected is there"
+    capture rt delete "$id"
+    assert_rc 0 "delete again"
+    capture _run_in "$B" "$id"
+    assert_eq "$PROBE_OK" "$OUT" "a third use (run) of the bundle still works"
+}
+
+# refused_or_contained LABEL SHA : after a run of $B whose image plants a symlink, either it ran
+# (and probe loaded libcuda) or it was refused cleanly (config.json as it was: SHA).
+refused_or_contained() {
+    local label=$1 before=$2
+    if [[ $RC == 0 ]]; then
+        assert_eq "$PROBE_OK" "$(head -n 1 <<<"$OUT")" "$label: ran, and libcuda loads from inside the rootfs"
+    else
+        assert_match "$ERR" "inside the container rootfs|pathrs" "$label: refused, with an error about the rootfs path"
+        assert_eq "$before" "$(sha_of "$B/config.json")" "$label: refused, config.json unchanged"
+    fi
+}
+
+test_symlink_safety() {
+    local before
+    # 1. the image's library dir is an absolute symlink to a dir that exists on the host only
+    local target=$TEST_TMP/host-target
+    mkdir -p "$target"
+    gpu_bundle symlink-dir "" NVIDIA_VISIBLE_DEVICES=all
+    mkdir -p "$B/rootfs/usr/lib"
+    ln -s "$target" "$B/rootfs$GNU"
+    bundle_args "$B" probe
+    before=$(sha_of "$B/config.json")
+    run_as_is
+    assert_eq "" "$(ls -A "$target")" "lib dir -> host-only dir: nothing created in the host dir"
+    refused_or_contained "lib dir -> host-only dir" "$before"
+
+    # 2. the same, but the target path exists inside the rootfs too: the files must land there
+    gpu_bundle symlink-dir2 "" NVIDIA_VISIBLE_DEVICES=all
+    mkdir -p "$B/rootfs/usr/lib" "$B/rootfs$target"
+    ln -s "$target" "$B/rootfs$GNU"
+    in_ctr "probe; readlink $GNU/libcuda.so.1; ls $target | grep -c ."
+    assert_eq "" "$(ls -A "$target")" "lib dir -> dir on host and in rootfs: nothing created in the host dir"
+    assert_rc 0 "lib dir -> dir on host and in rootfs: runs"
+    assert_eq "$PROBE_OK"$'\n'"libcuda.so.$VERSION" "$(head -n 2 <<<"$OUT")" "…libcuda loads, links resolved inside the rootfs"
+    assert_true "…the links were made in the rootfs's copy of the dir" test -L "$B/rootfs$target/libcuda.so.1"
+
+    # 3. libcuda.so.1 (a link the runtime makes) -> a host file, passwd-like
+    local victim=$TEST_TMP/host-passwd sum
+    echo "root:x:0:0:precious:/root:/bin/sh" >"$victim"
+    sum=$(sha_of "$victim")
+    gpu_bundle symlink-file "" NVIDIA_VISIBLE_DEVICES=all
+    mkdir -p "$B/rootfs$GNU"
+    ln -s "$victim" "$B/rootfs$GNU/libcuda.so.1"
+    in_ctr "probe; readlink $GNU/libcuda.so.1"
+    assert_eq "$sum" "$(sha_of "$victim")" "libcuda.so.1 -> host file: the host file is unchanged"
+    assert_true "libcuda.so.1 -> host file: the host file is still a plain file" test -f "$victim" -a ! -L "$victim"
+    assert_rc 0 "libcuda.so.1 -> host file: runs"
+    assert_eq "$PROBE_OK"$'\n'"libcuda.so.$VERSION" "$OUT" "libcuda.so.1 -> host file: replaced by the driver's link inside the rootfs"
+
+    # 4. a bind-mount destination (libnvidia-ml.so.VERSION) -> a path in a host dir
+    local target3=$TEST_TMP/host-target3
+    mkdir -p "$target3"
+    gpu_bundle symlink-mountpoint "" NVIDIA_VISIBLE_DEVICES=all
+    mkdir -p "$B/rootfs$GNU"
+    ln -s "$target3/planted" "$B/rootfs$GNU/libnvidia-ml.so.$VERSION"
+    bundle_args "$B" probe
+    before=$(sha_of "$B/config.json")
+    run_as_is
+    assert_eq "" "$(ls -A "$target3")" "mount point -> host dir: nothing created in the host dir"
+    refused_or_contained "mount point -> host dir" "$before"
+}
+
+# --- docker --------------------------------------------------------------------
+
+test_docker_env_all() {
+    capture docker_ run --rm --runtime=nvidia "${NET[@]}" -e NVIDIA_VISIBLE_DEVICES=all gpuimg \
+        sh -c 'probe; ls /dev/nvidia[0-9]*; nvidia-smi'
+    assert_rc 0 "docker run -e NVIDIA_VISIBLE_DEVICES=all: rc 0"
+    assert_eq "$PROBE_OK"$'\n'"$ALL_NODES"$'\n'"$ALL_SMI" "$OUT" "docker -e NVIDIA_VISIBLE_DEVICES=all: libcuda, 8 nodes, nvidia-smi sees 8 GPUs"
+}
+
+test_docker_gpus_all() {
+    rm -f "$HOOK_MARK"
+    capture docker_ run --rm --runtime=nvidia "${NET[@]}" --gpus all gpuimg \
+        sh -c 'probe; ls /dev/nvidia[0-9]*; nvidia-smi'
+    assert_rc 0 "docker run --gpus all: rc 0"
+    assert_eq "$PROBE_OK"$'\n'"$ALL_NODES"$'\n'"$ALL_SMI" "$OUT" "docker --gpus all: libcuda, 8 nodes, nvidia-smi sees 8 GPUs"
+    assert_false "docker --gpus all: the nvidia-container-runtime-hook never ran" test -e "$HOOK_MARK"
+
+    # the bundle containerd hands to the runtime, after create
+    local id cfg
+    id=$(docker_ run -d --runtime=nvidia "${NET[@]}" --gpus all gpuimg sleep 1000)
+    cfg=$D/exec/containerd/daemon/io.containerd.runtime.v2.task/moby/$id/config.json
+    assert_eq "[]" "$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); print(json.dumps([h["path"] for h in c.get("hooks", {}).get("prestart", []) if "nvidia" in h["path"]]))' "$cfg" 2>&1)" \
+        "docker --gpus all: no nvidia hook left in the bundle's config.json"
+    assert_match "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["annotations"].get("io.github.nvidia-runtime.injected", "<none>"))' "$cfg" 2>&1)" \
+        '^gpus=0,1,2,3,4,5,6,7 ' "docker --gpus all: injected natively (annotation names the 8 GPUs)"
+    docker_ rm -f "$id" >/dev/null
+    assert_false "…and the hook did not run then either" test -e "$HOOK_MARK"
+}
+
+test_docker_gpus_devices() {
+    rm -f "$HOOK_MARK"
+    capture docker_ run --rm --runtime=nvidia "${NET[@]}" --gpus '"device=1,2"' gpuimg \
+        sh -c 'ls /dev/nvidia[0-9]*; nvidia-smi'
+    assert_rc 0 "docker run --gpus device=1,2: rc 0"
+    assert_eq $'/dev/nvidia0\n/dev/nvidia3\n'"$(smi_lines 1 2)" "$OUT" \
+        "docker --gpus device=1,2: exactly /dev/nvidia0 and /dev/nvidia3; nvidia-smi sees GPUs 1 and 2"
+    assert_false "docker --gpus device=1,2: the hook never ran" test -e "$HOOK_MARK"
+}
+
+test_docker_requirement() {
+    capture docker_ run --rm --runtime=nvidia "${NET[@]}" -e 'NVIDIA_REQUIRE_CUDA=cuda>=99.0' \
+        -e NVIDIA_VISIBLE_DEVICES=all gpuimg echo program-ran
+    assert_rc_nonzero "docker run with an unmet NVIDIA_REQUIRE_CUDA fails"
+    assert_contains "$ERR" "cuda>=99.0" "…and docker's stderr names cuda>=99.0"
+    assert_contains "$ERR" "CUDA 13.0" "…and the host's CUDA 13.0"
+    assert_not_contains "$OUT" "program-ran" "…and the program never ran"
+}
+
+run_tests \
+    test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
+    test_legacy_cuda_image test_requirements test_bad_uuid test_readonly_rootfs \
+    test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
+    test_symlink_safety
+
+DOCKER_TESTS=(test_docker_env_all test_docker_gpus_all test_docker_gpus_devices test_docker_requirement)
+if [[ -z $E2E_FILTER ]] || printf '%s\n' "${DOCKER_TESTS[@]}" | grep -qE -- "$E2E_FILTER"; then
+    # A fake hook on dockerd's PATH enables --gpus; the runtime removes the hook, so it must
+    # never run (it would leave $HOOK_MARK).
+    HOOK_MARK=$TEST_TMP/hook-ran
+    mkdir -p "$TEST_TMP/hookbin"
+    printf '#!/bin/sh\necho "$0 $*" >>%s\nexit 1\n' "$HOOK_MARK" >"$TEST_TMP/hookbin/nvidia-container-runtime-hook"
+    chmod +x "$TEST_TMP/hookbin/nvidia-container-runtime-hook"
+    # dockerd passes its environment (NVIDIA_CTK_CONFIG_FILE_PATH) to containerd, the shim and the runtime.
+    start_dockerd --name gpu-docker --path-prepend "$TEST_TMP/hookbin"
+    tar -C "$GLIBC_IMAGE" -c . | docker_ import -c 'CMD ["sh"]' \
+        -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - gpuimg >/dev/null
+    run_tests "${DOCKER_TESTS[@]}"
+fi
+e2e_finish
