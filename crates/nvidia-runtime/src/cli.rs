@@ -57,16 +57,6 @@ pub struct Kill {
 }
 
 impl Command {
-    /// Subcommands that put a process of ours into a container's namespaces.
-    pub fn enters_container(&self) -> bool {
-        matches!(
-            self,
-            Command::Create(_)
-                | Command::Common(liboci_cli::CommonCmd::Run(_))
-                | Command::Common(liboci_cli::CommonCmd::Exec(_))
-        )
-    }
-
     /// runc exits 255 when `exec` fails, so that callers can tell it from the process's status.
     pub fn failure_code(&self) -> u8 {
         match self {

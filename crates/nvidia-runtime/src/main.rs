@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod gpu;
 mod logging;
+mod protect;
 mod state;
 
 use std::process::ExitCode;
@@ -28,10 +29,8 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     };
 
-    if command.enters_container() {
-        // A process of ours that joins a container's namespaces can be reached through
-        // /proc/<pid>/exe by the container; running from a sealed memfd copy means a write there
-        // can never reach the binary on the host (CVE-2019-5736). This re-execs once.
+    if protect::needs_sealed_binary(&command) {
+        // Re-execs once, from a sealed memfd copy: see protect.rs.
         if let Err(err) = pentacle::ensure_sealed() {
             eprintln!("nvidia-runtime: cannot re-exec from a sealed copy of itself: {err}");
             return ExitCode::from(1);
