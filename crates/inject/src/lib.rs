@@ -162,6 +162,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         &config.roots(),
         &inventory::Options {
             cuda_version: config.cuda_version,
+            capabilities: Some(request.capabilities.clone()),
         },
     )?;
     timings.inventory_us = clock.lap();
@@ -179,9 +180,14 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
     timings.plan_us = clock.lap();
 
-    for link in &edits.symlinks {
-        if rootfs.symlink(&link.link, &link.target)? == rootfs::LinkOutcome::KeptImageFile {
-            tracing::debug!(link = %link.link.display(), "image has its own file there; kept");
+    let links: Vec<(&Path, &str)> = edits
+        .symlinks
+        .iter()
+        .map(|l| (l.link.as_path(), l.target.as_str()))
+        .collect();
+    for ((link, _), outcome) in links.iter().zip(rootfs.symlinks(&links)?) {
+        if outcome == rootfs::LinkOutcome::KeptImageFile {
+            tracing::debug!(link = %link.display(), "image has its own file there; kept");
         }
     }
     timings.rootfs_links_us = clock.lap();

@@ -125,28 +125,51 @@ impl Rootfs {
     /// Makes `link -> target` (target relative, like the driver's own links), creating the
     /// parent dirs. An existing symlink is replaced; any other file is the image's and stays.
     pub fn symlink(&self, link: &Path, target: &str) -> Result<LinkOutcome, RootfsError> {
-        let (parent, name) = split_plain(link)?;
-        let dir = self.mkdir_all(&parent)?;
+        Ok(self.symlinks(&[(link, target)])?.remove(0))
+    }
+
+    /// `symlink` for many links; links sharing a parent dir resolve it once.
+    pub fn symlinks(&self, links: &[(&Path, &str)]) -> Result<Vec<LinkOutcome>, RootfsError> {
+        let mut dirs: Vec<(PathBuf, OwnedFd)> = Vec::new();
+        let mut outcomes = Vec::with_capacity(links.len());
+        for &(link, target) in links {
+            let (parent, name) = split_plain(link)?;
+            let dir = match dirs.iter().position(|(p, _)| *p == parent) {
+                Some(i) => &dirs[i].1,
+                None => {
+                    let fd = self.mkdir_all(&parent)?;
+                    dirs.push((parent, fd));
+                    &dirs[dirs.len() - 1].1
+                }
+            };
+            outcomes.push(self.symlink_in(dir, &name, link, target)?);
+        }
+        Ok(outcomes)
+    }
+
+    fn symlink_in(
+        &self,
+        dir: &OwnedFd,
+        name: &Path,
+        link: &Path,
+        target: &str,
+    ) -> Result<LinkOutcome, RootfsError> {
         match fstatat(
             Some(dir.as_raw_fd()),
-            name.as_path(),
+            name,
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         ) {
             Ok(stat) => {
                 if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
                     return Ok(LinkOutcome::KeptImageFile);
                 }
-                unlinkat(
-                    Some(dir.as_raw_fd()),
-                    name.as_path(),
-                    UnlinkatFlags::NoRemoveDir,
-                )
-                .map_err(|source| self.error("replace", link, source))?;
+                unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir)
+                    .map_err(|source| self.error("replace", link, source))?;
             }
             Err(Errno::ENOENT) => {}
             Err(source) => return Err(self.error("inspect", link, source)),
         }
-        symlinkat(target, Some(dir.as_raw_fd()), name.as_path())
+        symlinkat(target, Some(dir.as_raw_fd()), name)
             .map_err(|source| self.error("create symlink", link, source))?;
         Ok(LinkOutcome::Created)
     }

@@ -28,9 +28,12 @@ const BINARIES: &[(&str, Capability)] = &[
 ];
 
 /// Container path `/usr/bin/<name>`; host path the real file the name resolves to.
-pub(crate) fn binaries(res: &mut Resolver<'_>) -> Vec<HostFile> {
+pub(crate) fn binaries(
+    res: &mut Resolver<'_>,
+    wants: &dyn Fn(Capability) -> bool,
+) -> Vec<HostFile> {
     let mut out = Vec::new();
-    for (name, cap) in BINARIES {
+    for (name, cap) in BINARIES.iter().filter(|(_, cap)| wants(*cap)) {
         for dir in BIN_DIRS {
             let Ok(real) = res.resolve(&Path::new(dir).join(name)) else {
                 continue;

@@ -79,6 +79,17 @@ pub struct Options {
     /// The CUDA version (major, minor) to report instead of the one derived from the driver
     /// branch; see [`Inventory::cuda_version`].
     pub cuda_version: Option<(u32, u32)>,
+    /// Only look for the libraries, binaries and sockets of these capabilities (`None`: all).
+    /// A container asking for `compute,utility` need not pay for probing graphics files.
+    pub capabilities: Option<Vec<Capability>>,
+}
+
+impl Options {
+    fn wants(&self, capability: Capability) -> bool {
+        self.capabilities
+            .as_ref()
+            .is_none_or(|wanted| wanted.contains(&capability))
+    }
 }
 
 /// Everything discovered, each list in a stable order.
@@ -295,10 +306,12 @@ pub fn discover_with(roots: &Roots, options: &Options) -> Result<Inventory, Erro
 
     // One resolver for all driver files: they share directories.
     let mut res = fsx::Resolver::new(&roots.driver);
-    let libraries = libraries::find(&mut res, &driver_version);
-    let binaries = files::binaries(&mut res);
+    let wants = |capability| options.wants(capability);
+    let libraries = libraries::find(&mut res, &driver_version, &wants);
+    let binaries = files::binaries(&mut res, &wants);
     let firmware = files::firmware(&mut res, &driver_version);
-    let ipc = files::ipc(&mut res);
+    let mut ipc = files::ipc(&mut res);
+    ipc.retain(|file| file.capability.is_none_or(wants));
 
     Ok(Inventory {
         mig_enabled: gpus.iter().any(|g| g.mig_enabled),

@@ -138,7 +138,11 @@ impl Spec {
     }
 }
 
-pub(crate) fn find(res: &mut Resolver<'_>, driver_version: &str) -> Vec<Library> {
+pub(crate) fn find(
+    res: &mut Resolver<'_>,
+    driver_version: &str,
+    wants: &dyn Fn(Capability) -> bool,
+) -> Vec<Library> {
     let driver_root = res.root();
     let mut found = Found::default();
 
@@ -167,6 +171,9 @@ pub(crate) fn find(res: &mut Resolver<'_>, driver_version: &str) -> Vec<Library>
         else {
             continue;
         };
+        if !wants(spec.capability) {
+            continue;
+        }
         // Every link to a library has an entry (libcuda.so, libcuda.so.1): the first that leads
         // to this driver's file settles it, as it would for the loader.
         if found.specs.contains(&i) {
@@ -192,7 +199,7 @@ pub(crate) fn find(res: &mut Resolver<'_>, driver_version: &str) -> Vec<Library>
         }
     }
     for (i, spec) in SPECS.iter().enumerate() {
-        if found.specs.contains(&i) {
+        if found.specs.contains(&i) || !wants(spec.capability) {
             continue;
         }
         let file = spec.probe_name(driver_version);

@@ -502,6 +502,7 @@ fn driver_without_gpus_or_files() {
         &Roots::all(t.path()),
         &Options {
             cuda_version: Some((12, 4)),
+            ..Options::default()
         },
     )
     .unwrap();
@@ -595,4 +596,58 @@ fn reads_only_what_it_needs() {
     assert!(after.opens <= 1 + 8 + 30, "{after:?}");
     // Two or three lookups per library, per binary and per GPU; hundreds, not thousands.
     assert!(after.stats < 400, "{after:?}");
+}
+
+#[test]
+fn a_capability_filter_discovers_only_those_files() {
+    let Some(s) = sim(2) else { return };
+    let all = discover(&Roots::all(&s.root)).unwrap();
+    let only = |caps: Vec<Capability>| {
+        discover_with(
+            &Roots::all(&s.root),
+            &Options {
+                capabilities: Some(caps),
+                ..Options::default()
+            },
+        )
+        .unwrap()
+    };
+    let utility = only(vec![Capability::Utility]);
+    assert!(!utility.libraries.is_empty());
+    assert!(utility
+        .libraries
+        .iter()
+        .all(|l| l.capability == Capability::Utility));
+    assert!(utility
+        .binaries
+        .iter()
+        .all(|b| b.capability == Some(Capability::Utility)));
+    assert!(utility
+        .binaries
+        .iter()
+        .any(|b| b.container_path.ends_with("nvidia-smi")));
+    let expected: Vec<_> = all
+        .libraries
+        .iter()
+        .filter(|l| l.capability == Capability::Utility)
+        .cloned()
+        .collect();
+    assert_eq!(
+        utility.libraries, expected,
+        "the filter changes nothing else"
+    );
+    assert_eq!(utility.gpus, all.gpus);
+    assert_eq!(
+        utility.firmware, all.firmware,
+        "firmware goes with any capability"
+    );
+    let compute = only(vec![Capability::Compute]);
+    assert!(compute
+        .binaries
+        .iter()
+        .all(|b| b.capability == Some(Capability::Compute)));
+    assert!(compute
+        .libraries
+        .iter()
+        .any(|l| l.file_name.starts_with("libcuda.so")));
 }
