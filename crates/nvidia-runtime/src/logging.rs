@@ -77,8 +77,13 @@ pub fn init(global: &liboci_cli::GlobalOpts) -> anyhow::Result<LogGuard> {
     };
     // libcontainer warns about every cgroup controller this host lacks; below debug, only its
     // errors are worth a line in the log containerd shows.
+    let others = if level >= LevelFilter::DEBUG {
+        level
+    } else {
+        LevelFilter::ERROR
+    };
     let filter = Targets::new()
-        .with_default(level.min(LevelFilter::ERROR))
+        .with_default(others)
         .with_target("nvidia_runtime", level)
         .with_target("inject", level)
         .with_target("inventory", level);
