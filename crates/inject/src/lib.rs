@@ -103,6 +103,9 @@ pub enum Outcome {
         original: Vec<u8>,
         summary: String,
         timings: Timings,
+        /// SONAME links that did not exist before, for `rollback`.
+        created_links: Vec<PathBuf>,
+        rootfs: Option<PathBuf>,
     },
 }
 
@@ -112,12 +115,19 @@ impl Outcome {
         if let Outcome::Rewritten {
             config_path,
             original,
+            created_links,
+            rootfs,
             ..
         } = self
         {
             let _ = write_atomically(config_path, original);
             if let Some(bundle) = config_path.parent() {
                 let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
+            }
+            if let Some(rootfs) = rootfs.as_deref().and_then(|p| Rootfs::open(p).ok()) {
+                for link in created_links {
+                    rootfs.remove_symlink(link);
+                }
             }
         }
     }
@@ -154,6 +164,8 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             original,
             summary: "hook removed, no GPU requested".into(),
             timings,
+            created_links: Vec::new(),
+            rootfs: None,
         });
     };
     timings.read_spec_us = clock.lap();
@@ -185,19 +197,38 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         .iter()
         .map(|l| (l.link.as_path(), l.target.as_str()))
         .collect();
-    for ((link, _), outcome) in links.iter().zip(rootfs.symlinks(&links)?) {
-        if outcome == rootfs::LinkOutcome::KeptImageFile {
-            tracing::debug!(link = %link.display(), "image has its own file there; kept");
+    let mut created_links = Vec::new();
+    for (&(link, _), outcome) in links.iter().zip(rootfs.symlinks(&links)?) {
+        match outcome {
+            rootfs::LinkOutcome::Created => created_links.push(link.to_owned()),
+            rootfs::LinkOutcome::Replaced => {}
+            rootfs::LinkOutcome::KeptImageFile => {
+                tracing::debug!(link = %link.display(), "image has its own file there; kept")
+            }
         }
     }
     timings.rootfs_links_us = clock.lap();
-    let cache_path = write_ld_cache(bundle, &rootfs, &edits)?;
+    let cache_path = match write_ld_cache(bundle, &rootfs, &edits) {
+        Ok(path) => path,
+        Err(err) => {
+            for link in &created_links {
+                rootfs.remove_symlink(link);
+            }
+            return Err(err);
+        }
+    };
     timings.ld_cache_us = clock.lap();
 
     apply::apply(&mut spec, &edits, Some(&cache_path));
     let summary = summarise(&edits, &request);
     apply::mark(&mut spec, &summary);
-    write_atomically(&config_path, &serialise(&spec))?;
+    if let Err(err) = write_atomically(&config_path, &serialise(&spec)) {
+        for link in &created_links {
+            rootfs.remove_symlink(link);
+        }
+        let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
+        return Err(err);
+    }
     timings.write_spec_us = clock.lap();
     timings.total_us = started.elapsed().as_micros() as u64;
     Ok(Outcome::Rewritten {
@@ -205,6 +236,8 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         original,
         summary,
         timings,
+        created_links,
+        rootfs: Some(rootfs_path),
     })
 }
 

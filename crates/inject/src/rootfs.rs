@@ -41,6 +41,8 @@ pub struct Rootfs {
 #[derive(Debug, PartialEq, Eq)]
 pub enum LinkOutcome {
     Created,
+    /// A symlink of the image's was there and now points where we said.
+    Replaced,
     /// Something that is not a symlink is there already (the image's own file): left alone.
     KeptImageFile,
 }
@@ -165,13 +167,43 @@ impl Rootfs {
                 }
                 unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir)
                     .map_err(|source| self.error("replace", link, source))?;
+                symlinkat(target, Some(dir.as_raw_fd()), name)
+                    .map_err(|source| self.error("create symlink", link, source))?;
+                Ok(LinkOutcome::Replaced)
             }
-            Err(Errno::ENOENT) => {}
-            Err(source) => return Err(self.error("inspect", link, source)),
+            Err(Errno::ENOENT) => {
+                symlinkat(target, Some(dir.as_raw_fd()), name)
+                    .map_err(|source| self.error("create symlink", link, source))?;
+                Ok(LinkOutcome::Created)
+            }
+            Err(source) => Err(self.error("inspect", link, source)),
         }
-        symlinkat(target, Some(dir.as_raw_fd()), name)
-            .map_err(|source| self.error("create symlink", link, source))?;
-        Ok(LinkOutcome::Created)
+    }
+
+    /// Removes a symlink we created (a failed create undoes its links); anything that is not a
+    /// symlink, or a path that no longer resolves, is left alone.
+    pub fn remove_symlink(&self, link: &Path) {
+        let Ok((parent, name)) = split_plain(link) else {
+            return;
+        };
+        let Ok(dir) = self.resolve(&parent, OFlag::O_PATH | OFlag::O_DIRECTORY) else {
+            return;
+        };
+        let is_link = fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_path(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|stat| {
+            SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
+        });
+        if is_link {
+            let _ = unlinkat(
+                Some(dir.as_raw_fd()),
+                name.as_path(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+        }
     }
 
     /// `mkdir -p` where each step is resolved from the rootfs handle, so a symlink met on the

@@ -1,0 +1,178 @@
+//! inject_bundle end to end on a simulated driver root (tests/fixtures/make-driver-root.sh):
+//! what lands in config.json and the rootfs, idempotence, and rollback leaving nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use inject::{inject_bundle, Config, Outcome};
+
+fn simulated_root(dir: &Path) -> Option<PathBuf> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/make-driver-root.sh");
+    let root = dir.join("driver-root");
+    let ok = Command::new("bash")
+        .arg(&script)
+        .arg("2")
+        .arg(&root)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIP: cannot build a simulated driver root (needs root, gcc, mknod)");
+        return None;
+    }
+    Some(root)
+}
+
+fn bundle(dir: &Path, env: &[&str]) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(bundle.join("rootfs/usr/lib/x86_64-linux-gnu")).unwrap();
+    let mut all_env = vec!["PATH=/bin"];
+    all_env.extend_from_slice(env);
+    let spec = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs"},
+        "process": {"args": ["true"], "cwd": "/", "env": all_env},
+        "linux": {"namespaces": [{"type": "mount"}]},
+        "unknownField": {"kept": [1, 2, 3]}
+    });
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
+    bundle
+}
+
+fn config(root: &Path) -> Config {
+    let text = format!(
+        "[nvidia-container-cli]\nroot = {root:?}\n[nvidia-runtime]\nproc-root = {root:?}\n"
+    );
+    Config::parse(&text, Path::new("test.toml")).unwrap()
+}
+
+#[test]
+fn inject_then_rollback_leaves_the_bundle_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let original = std::fs::read(bundle.join("config.json")).unwrap();
+    let libdir = bundle.join("rootfs/usr/lib/x86_64-linux-gnu");
+
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    assert!(matches!(outcome, Outcome::Rewritten { .. }), "{outcome:?}");
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["unknownField"]["kept"], serde_json::json!([1, 2, 3]));
+    let devices: Vec<&str> = spec["linux"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    // GPU index 0 has minor 1 in the fixture
+    assert!(
+        devices.contains(&"/dev/nvidia1") && !devices.contains(&"/dev/nvidia0"),
+        "{devices:?}"
+    );
+    assert_eq!(
+        std::fs::read_link(libdir.join("libcuda.so.1")).unwrap(),
+        PathBuf::from("libcuda.so.580.159.04")
+    );
+    assert!(bundle.join(".nvidia-runtime/ld.so.cache").is_file());
+    let cache = ldcache::Cache::read(&bundle.join(".nvidia-runtime/ld.so.cache")).unwrap();
+    assert!(cache.entries.iter().any(|e| e.name == "libcuda.so.1"));
+
+    // A second injection on the same bundle changes nothing.
+    let injected = std::fs::read(bundle.join("config.json")).unwrap();
+    assert!(matches!(
+        inject_bundle(&bundle, &config(&root)).unwrap(),
+        Outcome::AlreadyInjected
+    ));
+    assert_eq!(std::fs::read(bundle.join("config.json")).unwrap(), injected);
+
+    outcome.rollback();
+    assert_eq!(std::fs::read(bundle.join("config.json")).unwrap(), original);
+    assert!(!bundle.join(".nvidia-runtime").exists());
+    assert!(
+        libdir.join("libcuda.so.1").symlink_metadata().is_err(),
+        "link removed"
+    );
+    assert_eq!(
+        std::fs::read_dir(&libdir).unwrap().count(),
+        0,
+        "nothing left in the image"
+    );
+}
+
+#[test]
+fn a_container_that_asks_for_nothing_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    for env in [
+        &[][..],
+        &["NVIDIA_VISIBLE_DEVICES=void"][..],
+        &["NVIDIA_VISIBLE_DEVICES="][..],
+    ] {
+        let bundle = bundle(dir.path(), env);
+        let original = std::fs::read(bundle.join("config.json")).unwrap();
+        let modified = std::fs::metadata(bundle.join("config.json"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert!(matches!(
+            inject_bundle(&bundle, &config(&root)).unwrap(),
+            Outcome::NotRequested
+        ));
+        assert_eq!(std::fs::read(bundle.join("config.json")).unwrap(), original);
+        let after = std::fs::metadata(bundle.join("config.json"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(modified, after, "not even rewritten with the same bytes");
+        assert!(!bundle.join(".nvidia-runtime").exists());
+        std::fs::remove_dir_all(&bundle).unwrap();
+    }
+}
+
+#[test]
+fn refused_requests_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    for env in [
+        &["NVIDIA_VISIBLE_DEVICES=GPU-nope"][..],
+        &[
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "NVIDIA_REQUIRE_CUDA=cuda>=99.0",
+        ][..],
+        &[
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "NVIDIA_DRIVER_CAPABILITIES=warp",
+        ][..],
+        &["NVIDIA_VISIBLE_DEVICES=MIG-1234"][..],
+    ] {
+        let bundle = bundle(dir.path(), env);
+        let original = std::fs::read(bundle.join("config.json")).unwrap();
+        let err = inject_bundle(&bundle, &config(&root)).unwrap_err();
+        assert!(!err.to_string().is_empty());
+        assert_eq!(
+            std::fs::read(bundle.join("config.json")).unwrap(),
+            original,
+            "{env:?}"
+        );
+        assert!(!bundle.join(".nvidia-runtime").exists());
+        let libdir = bundle.join("rootfs/usr/lib/x86_64-linux-gnu");
+        assert_eq!(
+            std::fs::read_dir(&libdir).unwrap().count(),
+            0,
+            "{env:?}: {err}"
+        );
+        std::fs::remove_dir_all(&bundle).unwrap();
+    }
+}
