@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig};
 use libcontainer::container::{Container, ContainerStatus};
 
 /// Loads a container's state. The "does not exist" wording matters: containerd maps it to
@@ -35,6 +36,19 @@ pub fn validate_id(id: &str) -> Result<()> {
     } else {
         Err(anyhow!("invalid container id format: {id:?}"))
     }
+}
+
+/// The cgroup manager of an existing container, from the config libcontainer saved at create.
+pub fn cgroup_manager(container: &Container) -> Result<AnyCgroupManager> {
+    let config = container
+        .spec()
+        .context("cannot read the container's saved config")?;
+    create_cgroup_manager(CgroupConfig {
+        cgroup_path: config.cgroup_path,
+        systemd_cgroup: container.systemd(),
+        container_name: container.id().to_owned(),
+    })
+    .context("cannot open the container's cgroup")
 }
 
 pub fn status_name(status: ContainerStatus) -> &'static str {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager};
+use libcgroups::common::CgroupManager;
 use libcontainer::container::Container;
 use liboci_cli::{GlobalOpts, List, Ps, Spec, State};
 
@@ -27,15 +27,7 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
 }
 
 fn container_pids(container: &Container) -> Result<Vec<i32>> {
-    let config = container
-        .spec()
-        .context("cannot read the container's saved config")?;
-    let manager = create_cgroup_manager(CgroupConfig {
-        cgroup_path: config.cgroup_path,
-        systemd_cgroup: container.systemd(),
-        container_name: container.id().to_owned(),
-    })
-    .context("cannot open the container's cgroup")?;
+    let manager = state::cgroup_manager(container)?;
     let mut pids: Vec<i32> = manager
         .get_all_pids()
         .context("cannot list the container's processes")?

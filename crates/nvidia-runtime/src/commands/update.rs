@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use anyhow::{Context, Result};
-use libcgroups::common::{create_cgroup_manager, CgroupConfig, CgroupManager, ControllerOpt};
+use libcgroups::common::{CgroupManager, ControllerOpt};
 use liboci_cli::{GlobalOpts, Update};
 use oci_spec::runtime::{LinuxPidsBuilder, LinuxResources};
 
@@ -32,15 +32,7 @@ pub fn update(args: Update, global: &GlobalOpts) -> Result<u8> {
     };
     apply_flags(&mut resources, &args)?;
 
-    let config = container
-        .spec()
-        .context("cannot read the container's saved config")?;
-    let manager = create_cgroup_manager(CgroupConfig {
-        cgroup_path: config.cgroup_path,
-        systemd_cgroup: container.systemd(),
-        container_name: container.id().to_owned(),
-    })
-    .context("cannot open the container's cgroup")?;
+    let manager = state::cgroup_manager(&container)?;
     manager
         .apply(&ControllerOpt {
             resources: &resources,
