@@ -502,11 +502,21 @@ test_docker_requirement() {
     assert_not_contains "$OUT" "program-ran" "…and the program never ran"
 }
 
+# Installed as a link named nvidia-container-runtime-hook (what dockerd looks for to enable
+# --gpus), the binary refuses to act as a hook and says why, instead of silently injecting nothing.
+test_hook_name_link() {
+    mkdir -p "$TEST_TMP/hooklink"
+    ln -sf "$RUNTIME" "$TEST_TMP/hooklink/nvidia-container-runtime-hook"
+    capture "$TEST_TMP/hooklink/nvidia-container-runtime-hook" prestart
+    assert_rc 1 "run as nvidia-container-runtime-hook: exit 1"
+    assert_contains "$ERR" "run the container with nvidia-runtime as its runtime" "…and it says what to do"
+}
+
 run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
     test_legacy_cuda_image test_requirements test_bad_uuid test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
-    test_symlink_safety
+    test_symlink_safety test_hook_name_link
 
 DOCKER_TESTS=(test_docker_env_all test_docker_gpus_all test_docker_gpus_devices test_docker_requirement)
 if [[ -z $E2E_FILTER ]] || printf '%s\n' "${DOCKER_TESTS[@]}" | grep -qE -- "$E2E_FILTER"; then

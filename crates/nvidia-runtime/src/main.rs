@@ -17,7 +17,26 @@ use clap::Parser;
 
 use crate::cli::Cli;
 
+fn invoked_as_nvidia_hook() -> bool {
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|argv0| argv0.file_name().map(|name| name == "nvidia-container-runtime-hook"))
+        .unwrap_or(false)
+}
+
 fn main() -> ExitCode {
+    if invoked_as_nvidia_hook() {
+        // dockerd enables `--gpus` only when a binary of this name is on its PATH; installing a
+        // link with this name to nvidia-runtime is enough. As a hook it has no job: we remove
+        // it from the spec. Reaching here means another runtime ran it: say so, loudly.
+        eprintln!(
+            "nvidia-container-runtime-hook: this is nvidia-runtime, which injects GPUs itself and \
+             removes this hook; run the container with nvidia-runtime as its runtime \
+             (docker --runtime=nvidia, or \"default-runtime\": \"nvidia\")"
+        );
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
 
     if cli.version {
