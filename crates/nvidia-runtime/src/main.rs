@@ -21,7 +21,11 @@ fn invoked_as_nvidia_hook() -> bool {
     std::env::args_os()
         .next()
         .map(std::path::PathBuf::from)
-        .and_then(|argv0| argv0.file_name().map(|name| name == "nvidia-container-runtime-hook"))
+        .and_then(|argv0| {
+            argv0
+                .file_name()
+                .map(|name| name == "nvidia-container-runtime-hook")
+        })
         .unwrap_or(false)
 }
 
