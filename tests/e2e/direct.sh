@@ -272,6 +272,17 @@ _run_bg() {  # _run_bg ID BUNDLE → RUN_PID, output in $TEST_TMP/ID.out
     RUN_PID=$!
 }
 
+# runc gives a foreground `run` whose spec asks for a terminal a pty of its own when no
+# --console-socket is passed (runc's `spec` template asks for one).
+test_run_terminal() {
+    make_bundle "$TEST_TMP/run-tty" sh -c 'tty; exit 4'
+    bundle_set "$TEST_TMP/run-tty" 'c["process"]["terminal"] = True'
+    capture pty_run "$RUNTIME" --root "$STATE" run --bundle "$TEST_TMP/run-tty" run-tty
+    assert_rc 4 "run with terminal: exit code through the pty"
+    assert_contains "$OUT" "/dev/pts/" "run with terminal: the process has a pty"
+    assert_false "run with terminal: container removed afterwards" rt state run-tty
+}
+
 test_run_killed_by_signal() {
     local id=run-kill
     # (`sh -c 'kill -9 $$'` inside would not do: pid 1 of a pid namespace
@@ -503,7 +514,7 @@ test_list() {
 
 run_tests \
     test_lifecycle test_exec test_kill_signal_names test_kill_all \
-    test_run_exit_code test_run_killed_by_signal test_run_forwards_term test_run_detach \
+    test_run_exit_code test_run_terminal test_run_killed_by_signal test_run_forwards_term test_run_detach \
     test_readonly_rootfs test_duplicate_id test_missing_container test_delete_force_running \
     test_update_resources test_features test_spec test_global_flags test_list
 e2e_finish

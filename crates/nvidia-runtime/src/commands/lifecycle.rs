@@ -11,7 +11,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use liboci_cli::{Create, Delete, GlobalOpts, Pause, Resume, Run, Start};
 
 use super::executor::RuncWordingExecutor;
-use super::foreground;
+use super::{foreground, tty};
 use crate::cli::{root_dir, Kill};
 use crate::{gpu, state};
 
@@ -104,15 +104,35 @@ pub fn start(args: Start, global: &GlobalOpts) -> Result<u8> {
 }
 
 pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
+    let root = root_dir(global);
+    // runc's foreground `run` of a spec asking for a terminal, without a console socket: we
+    // hold the pty and relay it (as for `exec -t`).
+    let relay =
+        if !args.detach && args.console_socket.is_none() && spec_wants_terminal(&args.bundle) {
+            std::fs::create_dir_all(&root)
+                .with_context(|| format!("cannot create state root {}", root.display()))?;
+            Some(tty::ConsoleListener::bind_named(
+                &root,
+                &format!(".{}-tty", args.container_id),
+            )?)
+        } else {
+            None
+        };
+    let console_socket = relay
+        .as_ref()
+        .map(|listener| listener.path().to_owned())
+        .or_else(|| args.console_socket.clone());
+
     let mut container = create_container(
         &CreateRequest {
             id: &args.container_id,
             bundle: &args.bundle,
             pid_file: args.pid_file.as_deref(),
-            console_socket: args.console_socket.as_deref(),
+            console_socket: console_socket.as_deref(),
             preserve_fds: args.preserve_fds,
             no_pivot: args.no_pivot,
-            detach: args.detach,
+            // libcontainer only takes a console socket from a detached caller
+            detach: args.detach || relay.is_some(),
         },
         global,
     )?;
@@ -135,13 +155,32 @@ pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
     let pid = container
         .pid()
         .ok_or_else(|| anyhow!("container init pid is unknown"))?;
-    let code = foreground::forward_and_wait(pid, &signals);
+    let code = match relay {
+        Some(listener) => {
+            let session = listener.accept_and_relay()?;
+            let code = foreground::forward_and_wait_with(pid, &signals, |signal| {
+                session.on_signal(signal)
+            });
+            session.finish();
+            code
+        }
+        None => foreground::forward_and_wait(pid, &signals),
+    };
     if !args.keep {
         container
             .delete(true)
             .context("cannot delete container after it exited")?;
     }
     code
+}
+
+/// `process.terminal` of the bundle's spec; unreadable means no (create reports the error).
+fn spec_wants_terminal(bundle: &Path) -> bool {
+    std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
+        .and_then(|spec| spec.pointer("/process/terminal").and_then(|t| t.as_bool()))
+        .unwrap_or(false)
 }
 
 pub fn kill(args: Kill, global: &GlobalOpts) -> Result<u8> {

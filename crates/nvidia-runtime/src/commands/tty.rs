@@ -21,7 +21,12 @@ pub struct ConsoleListener {
 
 impl ConsoleListener {
     pub fn bind(dir: &Path) -> Result<Self> {
-        let path = dir.join(format!("tty-{}.sock", std::process::id()));
+        Self::bind_named(dir, "tty")
+    }
+
+    /// Listens on `DIR/NAME-<our pid>.sock`.
+    pub fn bind_named(dir: &Path, name: &str) -> Result<Self> {
+        let path = dir.join(format!("{name}-{}.sock", std::process::id()));
         let listener = UnixListener::bind(&path)
             .with_context(|| format!("cannot listen on {}", path.display()))?;
         Ok(Self { listener, path })
