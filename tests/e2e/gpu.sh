@@ -502,6 +502,34 @@ test_docker_requirement() {
     assert_not_contains "$OUT" "program-ran" "…and the program never ran"
 }
 
+# The class of CVE-2025-23266: NVIDIA's createContainer hook inherited the image's LD_PRELOAD
+# and loaded the image's library with host privileges. Here the image sets LD_PRELOAD to a
+# library whose constructor leaves a marker in /tmp, and asks for GPUs with docker's hook in
+# the spec. The container's own process must load it (marker in the container's /tmp: the
+# library works) and no process on the host may (no marker in the host's /tmp).
+test_image_ld_preload_never_runs_on_host() {
+    local mark=/tmp/nvrt-e2e-preload-$$-$RANDOM
+    cat >"$TEST_TMP/evil.c" <<EOF
+#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void mark(void) {
+    int fd = open("$mark", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) { write(fd, "loaded\n", 7); close(fd); }
+}
+EOF
+    gcc -shared -fPIC -o "$TEST_TMP/evil.so" "$TEST_TMP/evil.c" || { fail "cannot build evil.so"; return; }
+    gpu_bundle preload "" NVIDIA_VISIBLE_DEVICES=all LD_PRELOAD=/evil.so
+    cp "$TEST_TMP/evil.so" "$B/rootfs/evil.so"
+    bundle_set "$B" 'c.setdefault("hooks", {})["prestart"] = [{"path": "/usr/bin/nvidia-container-runtime-hook", "args": ["nvidia-container-runtime-hook", "prestart"]}]'
+    rm -f "$mark"
+    in_ctr "probe; cat $mark"
+    assert_rc 0 "LD_PRELOAD image with docker's hook: runs"
+    assert_contains "$OUT" "$PROBE_OK" "…the GPU is injected"
+    assert_contains "$OUT" "loaded" "…the container's own process loaded the image's LD_PRELOAD"
+    assert_false "…and no process on the host did (no $mark on the host)" test -e "$mark"
+    rm -f "$mark"
+}
+
 # Installed as a link named nvidia-container-runtime-hook (what dockerd looks for to enable
 # --gpus), the binary refuses to act as a hook and says why, instead of silently injecting nothing.
 test_hook_name_link() {
@@ -516,7 +544,7 @@ run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
     test_legacy_cuda_image test_requirements test_bad_uuid test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
-    test_symlink_safety test_hook_name_link
+    test_symlink_safety test_hook_name_link test_image_ld_preload_never_runs_on_host
 
 DOCKER_TESTS=(test_docker_env_all test_docker_gpus_all test_docker_gpus_devices test_docker_requirement)
 if [[ -z $E2E_FILTER ]] || printf '%s\n' "${DOCKER_TESTS[@]}" | grep -qE -- "$E2E_FILTER"; then
