@@ -90,17 +90,7 @@ pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
     let Some(signals) = signals else {
         return Ok(0);
     };
-    match relay {
-        Some(listener) => {
-            let session = listener.accept_and_relay()?;
-            let code = foreground::forward_and_wait_with(pid, &signals, |signal| {
-                session.on_signal(signal)
-            });
-            session.finish();
-            code
-        }
-        None => foreground::forward_and_wait(pid, &signals),
-    }
+    foreground::wait_relaying(pid, &signals, relay)
 }
 
 fn read_json(path: &Path) -> Result<Value> {

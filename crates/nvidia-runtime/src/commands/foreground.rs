@@ -33,9 +33,25 @@ pub fn forward_and_wait(pid: Pid, signals: &SigSet) -> Result<u8> {
     forward_and_wait_with(pid, signals, |_| {})
 }
 
+/// `forward_and_wait`, relaying the pty that `relay` receives meanwhile (foreground `run` and
+/// `exec -t` without a console socket).
+pub fn wait_relaying(
+    pid: Pid,
+    signals: &SigSet,
+    relay: Option<super::tty::ConsoleListener>,
+) -> Result<u8> {
+    let Some(listener) = relay else {
+        return forward_and_wait(pid, signals);
+    };
+    let session = listener.accept_and_relay()?;
+    let code = forward_and_wait_with(pid, signals, |signal| session.on_signal(signal));
+    session.finish();
+    code
+}
+
 /// As `forward_and_wait`, also showing each signal to `observe` (the tty relay resizes on
 /// SIGWINCH).
-pub fn forward_and_wait_with(
+fn forward_and_wait_with(
     pid: Pid,
     signals: &SigSet,
     mut observe: impl FnMut(Signal),

@@ -155,17 +155,7 @@ pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
     let pid = container
         .pid()
         .ok_or_else(|| anyhow!("container init pid is unknown"))?;
-    let code = match relay {
-        Some(listener) => {
-            let session = listener.accept_and_relay()?;
-            let code = foreground::forward_and_wait_with(pid, &signals, |signal| {
-                session.on_signal(signal)
-            });
-            session.finish();
-            code
-        }
-        None => foreground::forward_and_wait(pid, &signals),
-    };
+    let code = foreground::wait_relaying(pid, &signals, relay);
     if !args.keep {
         container
             .delete(true)
