@@ -26,10 +26,15 @@ fn main() {
     let roots = Roots::all(&root);
     let cache = std::path::Path::new(&root).join("etc/ld.so.cache");
     let bytes = std::fs::read(&cache).expect("ld.so.cache");
-    let entries = ldcache::Cache::parse(&bytes).map(|c| c.entries.len()).unwrap_or(0);
+    let entries = ldcache::Cache::parse(&bytes)
+        .map(|c| c.entries.len())
+        .unwrap_or(0);
     println!("host ld.so.cache: {} bytes, {entries} entries", bytes.len());
     println!("read   {} us", median_us(n, || drop(std::fs::read(&cache))));
-    println!("parse  {} us", median_us(n, || drop(ldcache::Cache::parse(&bytes))));
+    println!(
+        "parse  {} us",
+        median_us(n, || drop(ldcache::Cache::parse(&bytes)))
+    );
     let filtered = Options {
         capabilities: Some(vec![Capability::Compute, Capability::Utility]),
         ..Options::default()
