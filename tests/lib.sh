@@ -637,6 +637,16 @@ print(v if isinstance(v, str) else json.dumps(v))' "$1"
 D=""   # dir of the current dockerd: D/docker.sock, D/dockerd.log, D/daemon.json
 docker_() { timeout -k 5 "$E2E_TIMEOUT" docker -H "unix://$D/docker.sock" "$@"; }
 
+# stop_daemon_pid PID: TERM, up to 20 s to exit, then KILL (best effort; empty PID is fine).
+stop_daemon_pid() {
+    local pid=$1 end
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    end=$((SECONDS + 20))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
 # start_dockerd [--name N] [--default-runtime RT] [--runtime-path P] [--path-prepend DIR]
 #   registers runtime "nvidia" → P (default $RUNTIME); sets D.
 start_dockerd() {
@@ -686,20 +696,14 @@ EOF
 # stop_dockerd [DIR]: remove containers, stop the daemon, reap shims, unmount.
 stop_dockerd() (    # subshell body: best effort, never trips set -e
     set +e
-    local dir=${1:-$D} pid
+    local dir=${1:-$D}
     [[ -d $dir ]] || return 0
     if [[ -S $dir/docker.sock ]]; then
         local ids
         ids=$(timeout 20 docker -H "unix://$dir/docker.sock" ps -aq 2>/dev/null || true)
         [[ -n $ids ]] && timeout 30 docker -H "unix://$dir/docker.sock" rm -f $ids >/dev/null 2>&1
     fi
-    pid=$(cat "$dir/dockerd.launcher-pid" 2>/dev/null || true)
-    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        local end=$((SECONDS + 20))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
+    stop_daemon_pid "$(cat "$dir/dockerd.launcher-pid" 2>/dev/null || true)"
     rm -f "$dir/dockerd.launcher-pid"
     # its containerd and shims mention the exec-root in their argv
     kill_pids $(_pids_in_container_of "$dir") $(_pids_with_cmdline_mentioning "$dir")
@@ -762,7 +766,7 @@ EOF
 
 stop_containerd() (    # subshell body: best effort, never trips set -e
     set +e
-    local dir=${1:-$C} pid ns id
+    local dir=${1:-$C} ns id
     [[ -d $dir ]] || return 0
     if [[ -S $dir/containerd.sock ]]; then
         local c="timeout 20 ctr -a $dir/containerd.sock"
@@ -776,13 +780,7 @@ stop_containerd() (    # subshell body: best effort, never trips set -e
             done
         done
     fi
-    pid=$(cat "$dir/containerd.pid" 2>/dev/null || true)
-    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null
-        local end=$((SECONDS + 20))
-        while kill -0 "$pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
+    stop_daemon_pid "$(cat "$dir/containerd.pid" 2>/dev/null || true)"
     rm -f "$dir/containerd.pid"
     kill_pids $(_pids_in_container_of "$dir") $(_pids_with_cmdline_mentioning "$dir")
     unmount_under "$dir"

@@ -2,8 +2,16 @@
 //! `<bundle>/config.json`, rewrite it with what the container asked for.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+
+/// The configuration, read at most once per invocation: logging wants its level at start-up
+/// and `create` wants the rest.
+fn config() -> &'static Result<inject::Config, inject::ConfigError> {
+    static CONFIG: OnceLock<Result<inject::Config, inject::ConfigError>> = OnceLock::new();
+    CONFIG.get_or_init(inject::Config::load)
+}
 
 /// What one injection did, so a failed create can undo it.
 pub struct Injection(inject::Outcome);
@@ -15,11 +23,14 @@ impl Injection {
 }
 
 pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
-    let config = inject::Config::load().context("cannot load the runtime configuration")?;
+    let config = config()
+        .as_ref()
+        .map_err(|err| anyhow!("{err}"))
+        .context("cannot load the runtime configuration")?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    let outcome = inject::inject_bundle(bundle, &config)?;
+    let outcome = inject::inject_bundle(bundle, config)?;
     match &outcome {
         inject::Outcome::Rewritten {
             summary, timings, ..
@@ -32,7 +43,8 @@ pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
 
 /// The log level NVIDIA's config asks for (`[nvidia-container-runtime] log-level`), if any.
 pub fn configured_log_level() -> Option<String> {
-    inject::Config::load()
+    config()
+        .as_ref()
         .ok()
-        .and_then(|config| config.log_level)
+        .and_then(|config| config.log_level.clone())
 }

@@ -54,10 +54,7 @@ pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
     } else {
         None
     };
-    let console_socket = relay
-        .as_ref()
-        .map(|listener| listener.path().to_owned())
-        .or_else(|| args.console_socket.clone());
+    let console_socket = tty::console_socket(relay.as_ref(), args.console_socket.as_ref());
 
     let signals = if args.detach {
         None

@@ -14,6 +14,16 @@ use nix::sys::signal::Signal;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 
+/// The console socket to hand libcontainer: ours when we relay, else the caller's.
+pub fn console_socket(
+    relay: Option<&ConsoleListener>,
+    given: Option<&std::path::PathBuf>,
+) -> Option<PathBuf> {
+    relay
+        .map(|listener| listener.path().to_owned())
+        .or_else(|| given.cloned())
+}
+
 pub struct ConsoleListener {
     listener: UnixListener,
     path: PathBuf,
