@@ -392,6 +392,23 @@ test_create_delete_create() {
     assert_eq "$PROBE_OK" "$OUT" "a third use (run) of the bundle still works"
 }
 
+# A restarted docker container: a fresh config.json (docker rewrites it) over the rootfs of
+# the first start, which now holds our SONAME links and libcontainer's empty mount points.
+test_restart_on_the_same_rootfs() {
+    gpu_bundle restarted "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" probe
+    cp "$B/config.json" "$TEST_TMP/restarted.pristine.json"
+    run_as_is
+    assert_eq "$PROBE_OK" "$OUT" "first start: probe loads libcuda"
+    local link_id; link_id=$(stat -c '%i %Z' "$B/rootfs$GNU/libcuda.so.1")
+    cp "$TEST_TMP/restarted.pristine.json" "$B/config.json"
+    run_as_is
+    assert_rc 0 "second start on the same rootfs"
+    assert_eq "$PROBE_OK" "$OUT" "second start: probe loads libcuda"
+    assert_not_contains "$ERR" "level=warning" "second start: no warning (the empty /etc/ld.so.cache mount point is no broken cache)"
+    assert_eq "$link_id" "$(stat -c '%i %Z' "$B/rootfs$GNU/libcuda.so.1")" "second start: the SONAME link that was already right is left as it was"
+}
+
 # refused_or_contained LABEL SHA : after a run of $B whose image plants a symlink, either it ran
 # (and probe loaded libcuda) or it was refused cleanly (config.json as it was: SHA).
 refused_or_contained() {
@@ -544,6 +561,7 @@ run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
     test_legacy_cuda_image test_requirements test_bad_uuid test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
+    test_restart_on_the_same_rootfs \
     test_symlink_safety test_hook_name_link test_image_ld_preload_never_runs_on_host
 
 DOCKER_TESTS=(test_docker_env_all test_docker_gpus_all test_docker_gpus_devices test_docker_requirement)

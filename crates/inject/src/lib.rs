@@ -201,7 +201,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     for (&(link, _), outcome) in links.iter().zip(rootfs.symlinks(&links)?) {
         match outcome {
             rootfs::LinkOutcome::Created => created_links.push(link.to_owned()),
-            rootfs::LinkOutcome::Replaced => {}
+            rootfs::LinkOutcome::Replaced | rootfs::LinkOutcome::AlreadyRight => {}
             rootfs::LinkOutcome::KeptImageFile => {
                 tracing::debug!(link = %link.display(), "image has its own file there; kept")
             }
@@ -254,6 +254,9 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
 fn write_ld_cache(bundle: &Path, rootfs: &Rootfs, edits: &Edits) -> Result<PathBuf, InjectError> {
     let image_cache = Path::new("/etc/ld.so.cache");
     let mut cache = match rootfs.read(image_cache)? {
+        // The empty mount point libcontainer left for our cache when this rootfs was started
+        // before (a restarted container, a re-used bundle): the image had no cache of its own.
+        Some(bytes) if bytes.is_empty() => ldcache::Cache::new(),
         Some(bytes) => ldcache::Cache::parse(&bytes).unwrap_or_else(|err| {
             tracing::warn!("ignoring the image's unreadable /etc/ld.so.cache: {err}");
             ldcache::Cache::new()

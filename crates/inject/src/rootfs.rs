@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{symlinkat, unlinkat, UnlinkatFlags};
 
@@ -43,6 +43,9 @@ pub enum LinkOutcome {
     Created,
     /// A symlink of the image's was there and now points where we said.
     Replaced,
+    /// The symlink already pointed where we said (a restarted container, a re-used bundle):
+    /// rewriting it would cost a journal transaction for nothing.
+    AlreadyRight,
     /// Something that is not a symlink is there already (the image's own file): left alone.
     KeptImageFile,
 }
@@ -164,6 +167,9 @@ impl Rootfs {
             Ok(stat) => {
                 if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
                     return Ok(LinkOutcome::KeptImageFile);
+                }
+                if readlinkat(Some(dir.as_raw_fd()), name).is_ok_and(|t| t == *target) {
+                    return Ok(LinkOutcome::AlreadyRight);
                 }
                 unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir)
                     .map_err(|source| self.error("replace", link, source))?;
@@ -341,6 +347,46 @@ mod tests {
             .join("usr/lib/x86_64-linux-gnu/libfoo.so.1")
             .symlink_metadata()
             .is_ok());
+    }
+
+    #[test]
+    fn a_link_that_is_already_right_is_not_rewritten() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        let root = Rootfs::open(dir.path()).unwrap();
+        let link = Path::new("/lib/libfoo.so.1");
+        assert_eq!(
+            root.symlink(link, "libfoo.so.1.0").unwrap(),
+            LinkOutcome::Created
+        );
+        let first = dir
+            .path()
+            .join("lib/libfoo.so.1")
+            .symlink_metadata()
+            .unwrap();
+        assert_eq!(
+            root.symlink(link, "libfoo.so.1.0").unwrap(),
+            LinkOutcome::AlreadyRight
+        );
+        let second = dir
+            .path()
+            .join("lib/libfoo.so.1")
+            .symlink_metadata()
+            .unwrap();
+        assert_eq!(
+            (first.ino(), first.ctime_nsec()),
+            (second.ino(), second.ctime_nsec())
+        );
+        // a different target is still rewritten
+        assert_eq!(
+            root.symlink(link, "libfoo.so.2.0").unwrap(),
+            LinkOutcome::Replaced
+        );
+        assert_eq!(
+            std::fs::read_link(dir.path().join("lib/libfoo.so.1")).unwrap(),
+            Path::new("libfoo.so.2.0")
+        );
     }
 
     #[test]
