@@ -52,6 +52,7 @@ cat >"$NVIDIA_CTK_CONFIG_FILE_PATH" <<EOF
 root = "$SIM"
 [nvidia-runtime]
 proc-root = "$SIM"
+inventory-cache = "$TEST_TMP/inventory-cache"
 EOF
 
 uuid_of() { printf 'GPU-4e565349-4d00-4000-8000-%012x\n' "$1"; }
@@ -409,6 +410,50 @@ test_restart_on_the_same_rootfs() {
     assert_eq "$link_id" "$(stat -c '%i %Z' "$B/rootfs$GNU/libcuda.so.1")" "second start: the SONAME link that was already right is left as it was"
 }
 
+# The driver's files come from the inventory cache once the driver root has settled, and what
+# changes in the driver root is in the very next container (a library installed beside the
+# driver, without ldconfig: only the library directory's witness can tell).
+_run_debug() ( cd "$1" && rt --debug run "$2" </dev/null )
+test_inventory_cache_follows_the_driver() {
+    local drv=$TEST_TMP/drv-cache cache=$TEST_TMP/cache-test cfg=$TEST_TMP/cache-test.toml
+    cp -a "$SIM" "$drv"
+    printf '[nvidia-container-cli]\nroot = "%s"\n[nvidia-runtime]\nproc-root = "%s"\ninventory-cache = "%s"\n' \
+        "$drv" "$drv" "$cache" >"$cfg"
+    gpu_bundle cached "" NVIDIA_VISIBLE_DEVICES=0 NVIDIA_DRIVER_CAPABILITIES=utility
+    bundle_args "$B" sh -c "ls $GNU | grep -c '^libnvidia-nscq' || true; nvidia-smi -L"
+    cp "$B/config.json" "$TEST_TMP/cached.pristine.json"
+    # start LABEL : a run of the bundle from its pristine config.json with the test's config
+    start() {
+        cp "$TEST_TMP/cached.pristine.json" "$B/config.json"
+        NVIDIA_CTK_CONFIG_FILE_PATH=$cfg capture _run_debug "$B" cached
+        assert_rc 0 "$1: runs"
+    }
+    start "a driver root copied moments ago"
+    assert_contains "$ERR" "inventory_cache: Some(NotStored)" "a driver root changed moments ago is not cached yet"
+    sleep 2.2   # inventory::SETTLE
+    start "settled"
+    assert_contains "$ERR" "inventory_cache: Some(Stored)" "settled: the driver files are stored"
+    assert_eq 1 "$(ls "$cache" | grep -c '^driver-files-')" "one cache entry"
+    assert_eq "700 600" "$(stat -c %a "$cache") $(stat -c %a "$cache"/driver-files-*)" "the cache dir and entry are private"
+    local entry_id; entry_id=$(stat -c %i "$cache"/driver-files-*)
+    start "cached"
+    assert_contains "$ERR" "inventory_cache: Some(Hit)" "the next container uses the cache"
+    assert_eq "0"$'\n'"$(smi_lines 0)" "$OUT" "cached: the same driver files and GPU as found afresh"
+    assert_eq "$entry_id" "$(stat -c %i "$cache"/driver-files-*)" "a hit does not rewrite the entry"
+
+    cp "$drv/usr/local/nvidia/lib64/libnvidia-cfg.so.$VERSION" "$drv/usr/local/nvidia/lib64/libnvidia-nscq.so.$VERSION"
+    start "a library added"
+    assert_not_contains "$ERR" "inventory_cache: Some(Hit)" "a library added: the cache is not used"
+    assert_eq "1"$'\n'"$(smi_lines 0)" "$OUT" "a library added: it is in the container at once"
+    sleep 2.2
+    start "settled again"
+    assert_contains "$ERR" "inventory_cache: Some(Stored)" "settled again: stored again"
+    start "cached again"
+    assert_contains "$ERR" "inventory_cache: Some(Hit)" "cached again: used again"
+    assert_eq "1"$'\n'"$(smi_lines 0)" "$OUT" "cached again: with the new library"
+    unset -f start
+}
+
 # refused_or_contained LABEL SHA : after a run of $B whose image plants a symlink, either it ran
 # (and probe loaded libcuda) or it was refused cleanly (config.json as it was: SHA).
 refused_or_contained() {
@@ -561,7 +606,7 @@ run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
     test_legacy_cuda_image test_requirements test_bad_uuid test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
-    test_restart_on_the_same_rootfs \
+    test_restart_on_the_same_rootfs test_inventory_cache_follows_the_driver \
     test_symlink_safety test_hook_name_link test_image_ld_preload_never_runs_on_host
 
 DOCKER_TESTS=(test_docker_env_all test_docker_gpus_all test_docker_gpus_devices test_docker_requirement)

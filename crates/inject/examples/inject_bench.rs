@@ -19,18 +19,27 @@ fn main() {
     let pristine = std::fs::read(&config_path).expect("config.json");
 
     let mut stages: Vec<[u64; 7]> = Vec::with_capacity(iterations);
+    let (mut hits, mut stored, mut not_stored) = (0, 0, 0);
     for _ in 0..iterations {
         std::fs::write(&config_path, &pristine).expect("restore config.json");
         match inject::inject_bundle(&bundle, &config).expect("inject") {
-            inject::Outcome::Rewritten { timings: t, .. } => stages.push([
-                t.read_spec_us,
-                t.inventory_us,
-                t.plan_us,
-                t.rootfs_links_us,
-                t.ld_cache_us,
-                t.write_spec_us,
-                t.total_us,
-            ]),
+            inject::Outcome::Rewritten { timings: t, .. } => {
+                match t.inventory_cache {
+                    Some(inventory::CacheUse::Hit) => hits += 1,
+                    Some(inventory::CacheUse::Stored) => stored += 1,
+                    Some(inventory::CacheUse::NotStored) => not_stored += 1,
+                    None => {}
+                }
+                stages.push([
+                    t.read_spec_us,
+                    t.inventory_us,
+                    t.plan_us,
+                    t.rootfs_links_us,
+                    t.ld_cache_us,
+                    t.write_spec_us,
+                    t.total_us,
+                ])
+            }
             other => panic!("expected an injection, got {other:?}"),
         }
     }
@@ -45,6 +54,13 @@ fn main() {
         "total",
     ];
     println!("inject_bundle over {iterations} iterations (microseconds)");
+    match &config.inventory_cache {
+        None => println!("inventory cache: off"),
+        Some(dir) => println!(
+            "inventory cache {}: {hits} hits, {stored} stored, {not_stored} found but not stored",
+            dir.display()
+        ),
+    }
     println!("| stage | median | min | max |");
     println!("| --- | --- | --- | --- |");
     for (i, name) in names.iter().enumerate() {

@@ -30,6 +30,10 @@ pub enum ConfigError {
     Capability { path: PathBuf, name: String },
 }
 
+/// A tmpfs on every distribution: emptied at boot, never on a disk another system mounts. Not
+/// under the state root (`/run/nvidia-runtime`), whose entries are container ids.
+pub const DEFAULT_INVENTORY_CACHE: &str = "/run/nvidia-runtime-cache";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[nvidia-container-cli] root`: where the driver's files live.
@@ -52,6 +56,10 @@ pub struct Config {
     /// `[nvidia-runtime] cuda-version`: the CUDA version the driver supports, as "13.0";
     /// when unset it is derived from the driver version.
     pub cuda_version: Option<(u32, u32)>,
+    /// `[nvidia-runtime] inventory-cache`: where the driver's files, once found, are kept for
+    /// the next container (checked against the file system each time; see the inventory
+    /// crate's `cache.rs`). `""` turns it off.
+    pub inventory_cache: Option<PathBuf>,
     /// Keys that mean nothing here, for the caller to log.
     pub warnings: Vec<String>,
 }
@@ -68,6 +76,7 @@ impl Default for Config {
             accept_volume_mounts: false,
             log_level: None,
             cuda_version: None,
+            inventory_cache: Some(PathBuf::from(DEFAULT_INVENTORY_CACHE)),
             warnings: Vec::new(),
         }
     }
@@ -160,6 +169,9 @@ impl Config {
                     expected: "a version like \"13.0\"",
                 })?);
         }
+        if let Some(dir) = reader.string("nvidia-runtime", "inventory-cache")? {
+            config.inventory_cache = (!dir.is_empty()).then(|| PathBuf::from(dir));
+        }
         let dev_root = reader.string("nvidia-runtime", "dev-root")?;
         config.warnings = unknown_keys(&table);
         Ok(config.with_default_dev_root(dev_root.map(PathBuf::from)))
@@ -225,6 +237,7 @@ const OUR_KEYS: &[&str] = &[
     "nvidia-runtime.dev-root",
     "nvidia-runtime.proc-root",
     "nvidia-runtime.cuda-version",
+    "nvidia-runtime.inventory-cache",
 ];
 
 fn unknown_keys(table: &Table) -> Vec<String> {
@@ -361,6 +374,15 @@ path = "nvidia-ctk"
     fn nvidias_stock_file_parses_without_warnings() {
         let config = Config::parse(NVIDIA_STOCK, Path::new("c.toml")).unwrap();
         assert_eq!(config.warnings, Vec::<String>::new());
+        assert_eq!(
+            config.inventory_cache,
+            Some(PathBuf::from(DEFAULT_INVENTORY_CACHE))
+        );
+        let off = Config::parse(
+            "[nvidia-runtime]\ninventory-cache = \"\"\n",
+            Path::new("c.toml"),
+        );
+        assert_eq!(off.unwrap().inventory_cache, None);
         assert_eq!(config.driver_root, PathBuf::from("/"));
         assert_eq!(config.supported_capabilities.len(), 7);
         assert_eq!(config.log_level.as_deref(), Some("info"));
@@ -380,8 +402,11 @@ root = "/run/nvidia/driver"
 dev-root = "/devroot"
 proc-root = "/procroot"
 cuda-version = "12.4"
+inventory-cache = "/var/cache/x"
 "#;
         let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        assert_eq!(config.warnings, Vec::<String>::new());
+        assert_eq!(config.inventory_cache, Some(PathBuf::from("/var/cache/x")));
         assert!(config.disable_require);
         assert!(!config.accept_envvar_unprivileged);
         assert_eq!(config.driver_root, PathBuf::from("/run/nvidia/driver"));

@@ -72,6 +72,8 @@ pub struct Timings {
     pub ld_cache_us: u64,
     pub write_spec_us: u64,
     pub total_us: u64,
+    /// How the driver's files were found (`None`: the cache is off).
+    pub inventory_cache: Option<inventory::CacheUse>,
 }
 
 struct Stopwatch(std::time::Instant);
@@ -170,13 +172,18 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     timings.read_spec_us = clock.lap();
 
-    let inventory = inventory::discover_with(
-        &config.roots(),
-        &inventory::Options {
-            cuda_version: config.cuda_version,
-            capabilities: Some(request.capabilities.clone()),
-        },
-    )?;
+    let options = inventory::Options {
+        cuda_version: config.cuda_version,
+        capabilities: Some(request.capabilities.clone()),
+    };
+    let inventory = match &config.inventory_cache {
+        Some(dir) => {
+            let (inventory, how) = inventory::discover_cached(&config.roots(), &options, dir)?;
+            timings.inventory_cache = Some(how);
+            inventory
+        }
+        None => inventory::discover_with(&config.roots(), &options)?,
+    };
     timings.inventory_us = clock.lap();
     let gpus = plan::select_gpus(&inventory, &request.devices)?;
     if !request.disable_require {

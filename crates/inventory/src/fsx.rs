@@ -52,6 +52,98 @@ fn note(path: &Path, f: impl FnOnce(&mut Stats)) {
 #[inline(always)]
 fn note(_path: &Path, _f: impl FnOnce(&mut Stats)) {}
 
+/// What discovery saw of one path, so that a cached result can be checked against the file
+/// system: the path, whether symlinks were followed, and the fingerprint it had (`None`: absent
+/// or unreadable).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Witness {
+    pub path: PathBuf,
+    pub follow: bool,
+    pub seen: Option<Fingerprint>,
+}
+
+/// Everything that changes when a file is replaced, rewritten, renamed over, re-permissioned or
+/// (for a directory) gains or loses an entry. ctime is set by the kernel on every such change
+/// and cannot be set back from user space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Fingerprint {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Fingerprint {
+    pub(crate) fn of(md: &Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: md.dev(),
+            ino: md.ino(),
+            mode: md.mode(),
+            size: md.size(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ctime: (md.ctime(), md.ctime_nsec()),
+        }
+    }
+}
+
+impl Witness {
+    pub(crate) fn look(path: &Path, follow: bool) -> Self {
+        let md = if follow {
+            fs::metadata(path)
+        } else {
+            fs::symlink_metadata(path)
+        };
+        Self {
+            path: path.to_owned(),
+            follow,
+            seen: md.ok().as_ref().map(Fingerprint::of),
+        }
+    }
+}
+
+thread_local! {
+    static WITNESSES: std::cell::RefCell<Option<Vec<Witness>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` and returns, with its result, every path it looked at and what it saw there. For a
+/// path that is read (not only stat'ed), the fingerprint is taken before the read, so a change
+/// racing with the read shows as a mismatch later, never as a stale match.
+pub(crate) fn witnessed<T>(f: impl FnOnce() -> T) -> (T, Vec<Witness>) {
+    WITNESSES.with(|w| *w.borrow_mut() = Some(Vec::new()));
+    let value = f();
+    let seen = WITNESSES
+        .with(|w| w.borrow_mut().take())
+        .unwrap_or_default();
+    (value, seen)
+}
+
+fn recording() -> bool {
+    WITNESSES.with(|w| w.borrow().is_some())
+}
+
+fn witness(path: &Path, follow: bool, md: Option<&Metadata>) {
+    WITNESSES.with(|w| {
+        if let Some(list) = w.borrow_mut().as_mut() {
+            list.push(Witness {
+                path: path.to_owned(),
+                follow,
+                seen: md.map(Fingerprint::of),
+            });
+        }
+    });
+}
+
+/// Before a read: what the file is now.
+fn witness_before_read(path: &Path) {
+    if recording() {
+        witness(path, true, fs::metadata(path).ok().as_ref());
+    }
+}
+
 /// A kernel text file; bytes that are not UTF-8 become U+FFFD so that a damaged file is
 /// reported by what is missing from it rather than by an encoding error.
 pub(crate) fn read_text(path: &Path) -> io::Result<String> {
@@ -64,6 +156,7 @@ pub(crate) fn read_text(path: &Path) -> io::Result<String> {
 /// A whole file, read without asking its size first (std's `read_to_end` stats and seeks the
 /// file; proc files say 0 anyway): plain reads until one returns nothing.
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
+    witness_before_read(path);
     let b = File::open(path).and_then(|mut f| {
         let mut b = vec![0u8; 4096];
         let mut len = 0;
@@ -90,6 +183,7 @@ pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
 
 /// Names in a directory; the entries themselves are not stat'ed.
 pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<OsString>> {
+    witness_before_read(path);
     let names: io::Result<Vec<OsString>> = match fs::read_dir(path) {
         Ok(rd) => rd.map(|e| e.map(|e| e.file_name())).collect(),
         Err(e) => Err(e),
@@ -103,12 +197,18 @@ pub(crate) fn read_dir_names(path: &Path) -> io::Result<Vec<OsString>> {
 
 pub(crate) fn metadata(path: &Path) -> io::Result<Metadata> {
     note(path, |st| st.stats += 1);
-    fs::metadata(path)
+    let md = fs::metadata(path);
+    witness(path, true, md.as_ref().ok());
+    md
 }
 
+/// `lstat`; a symlink's fingerprint also stands for its target text, read after it (a link is
+/// never rewritten in place, only replaced).
 pub(crate) fn symlink_metadata(path: &Path) -> io::Result<Metadata> {
     note(path, |st| st.stats += 1);
-    fs::symlink_metadata(path)
+    let md = fs::symlink_metadata(path);
+    witness(path, false, md.as_ref().ok());
+    md
 }
 
 fn read_link(path: &Path) -> io::Result<PathBuf> {
@@ -127,6 +227,7 @@ pub(crate) struct Reader {
 impl Reader {
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
         note(path, |st| st.opens += 1);
+        witness_before_read(path);
         Ok(Self {
             file: File::open(path)?,
             #[cfg(test)]

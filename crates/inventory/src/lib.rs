@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod capability;
 mod cuda;
 mod devices;
@@ -33,6 +34,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use cache::{CacheUse, SETTLE};
 pub use capability::{Capability, UnknownCapability};
 pub use files::BIN_DIRS;
 pub use libraries::FALLBACK_LIB_DIRS;
@@ -262,6 +264,27 @@ pub fn discover(roots: &Roots) -> Result<Inventory, Error> {
 
 /// Discovers the host under `roots`.
 pub fn discover_with(roots: &Roots, options: &Options) -> Result<Inventory, Error> {
+    discover_from(roots, options, None).map(|(inventory, _)| inventory)
+}
+
+/// Like [`discover_with`], with the driver's files (libraries, binaries, firmware, sockets)
+/// taken from `cache_dir` while every path they were found from is as it was, and stored there
+/// when found afresh. GPUs, device nodes and the driver version are read every time. See
+/// `cache.rs` for what makes the reuse exact.
+pub fn discover_cached(
+    roots: &Roots,
+    options: &Options,
+    cache_dir: &std::path::Path,
+) -> Result<(Inventory, CacheUse), Error> {
+    discover_from(roots, options, Some((cache_dir, SETTLE)))
+        .map(|(inventory, how)| (inventory, how.unwrap_or(CacheUse::NotStored)))
+}
+
+fn discover_from(
+    roots: &Roots,
+    options: &Options,
+    cache: Option<(&std::path::Path, std::time::Duration)>,
+) -> Result<(Inventory, Option<CacheUse>), Error> {
     let driver_version = procfs::driver_version(&roots.proc_)?;
     let cuda_version = options
         .cuda_version
@@ -305,26 +328,72 @@ pub fn discover_with(roots: &Roots, options: &Options) -> Result<Inventory, Erro
     .collect();
 
     // One resolver for all driver files: they share directories.
-    let mut res = fsx::Resolver::new(&roots.driver);
-    let wants = |capability| options.wants(capability);
-    let libraries = libraries::find(&mut res, &driver_version, &wants);
-    let binaries = files::binaries(&mut res, &wants);
-    let firmware = files::firmware(&mut res, &driver_version);
-    let mut ipc = files::ipc(&mut res);
-    ipc.retain(|file| file.capability.is_none_or(wants));
-
-    Ok(Inventory {
-        mig_enabled: gpus.iter().any(|g| g.mig_enabled),
-        mig_caps: devices::mig_caps(&roots.dev),
-        driver_version,
-        cuda_version,
-        gpus,
-        control_devices,
+    let find = || {
+        let mut res = fsx::Resolver::new(&roots.driver);
+        let wants = |capability| options.wants(capability);
+        let libraries = libraries::find(&mut res, &driver_version, &wants);
+        let binaries = files::binaries(&mut res, &wants);
+        let firmware = files::firmware(&mut res, &driver_version);
+        let mut ipc = files::ipc(&mut res);
+        ipc.retain(|file| file.capability.is_none_or(wants));
+        cache::DriverFiles {
+            libraries,
+            binaries,
+            firmware,
+            ipc,
+        }
+    };
+    let (files, how) = match cache {
+        None => (find(), None),
+        Some((dir, settle)) => {
+            let (files, how) = cache::driver_files(
+                dir,
+                &cache_key(roots, &driver_version, options),
+                settle,
+                find,
+            );
+            (files, Some(how))
+        }
+    };
+    let cache::DriverFiles {
         libraries,
         binaries,
         firmware,
         ipc,
-    })
+    } = files;
+
+    Ok((
+        Inventory {
+            mig_enabled: gpus.iter().any(|g| g.mig_enabled),
+            mig_caps: devices::mig_caps(&roots.dev),
+            driver_version,
+            cuda_version,
+            gpus,
+            control_devices,
+            libraries,
+            binaries,
+            firmware,
+            ipc,
+        },
+        how,
+    ))
+}
+
+/// Everything the driver files depend on besides the file system itself.
+fn cache_key(roots: &Roots, driver_version: &str, options: &Options) -> String {
+    let capabilities = match &options.capabilities {
+        None => "all".to_string(),
+        Some(list) => {
+            let mut names: Vec<&str> = list.iter().map(|c| c.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            names.join(",")
+        }
+    };
+    format!(
+        "driver-root={}\0driver={driver_version}\0capabilities={capabilities}",
+        roots.driver.display()
+    )
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use super::*;
 
@@ -650,4 +651,69 @@ fn a_capability_filter_discovers_only_those_files() {
         .libraries
         .iter()
         .any(|l| l.file_name.starts_with("libcuda.so")));
+}
+
+#[test]
+fn cached_driver_files_are_exact() {
+    let Some(s) = sim(2) else { return };
+    let r = &s.root;
+    let roots = Roots::all(r);
+    let cache_dir = s._dir.path().join("cache");
+    let options = Options {
+        capabilities: Some(vec![Capability::Compute, Capability::Utility]),
+        ..Options::default()
+    };
+    let cached = || {
+        let (inv, how) =
+            discover_from(&roots, &options, Some((&cache_dir, Duration::ZERO))).unwrap();
+        (inv, how.unwrap())
+    };
+    let fresh = || discover_with(&roots, &options).unwrap();
+
+    let (first, how) = cached();
+    assert_eq!((&first, how), (&fresh(), CacheUse::Stored));
+    fsx::stats::take();
+    let (second, how) = cached();
+    let hit = fsx::stats::take();
+    assert_eq!((&second, how), (&first, CacheUse::Hit));
+    // A hit opens no library and does not read the loader cache.
+    assert!(
+        hit.paths
+            .iter()
+            .all(|p| !p.to_string_lossy().contains(".so")),
+        "{:?}",
+        hit.paths
+    );
+
+    // GPUs are never cached: one going away shows at once.
+    let gpu_dirs: Vec<_> = fs::read_dir(r.join("proc/driver/nvidia/gpus"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    fs::remove_dir_all(&gpu_dirs[0]).unwrap();
+    let (fewer, how) = cached();
+    assert_eq!((fewer.gpus.len(), how), (1, CacheUse::Hit));
+
+    // A library replaced by a different file (an upgrade in place): found again.
+    std::thread::sleep(Duration::from_millis(30));
+    let cuda = r.join(LIB64).join(format!("libcuda.so.{VERSION}"));
+    let tmp = r.join(LIB64).join("libcuda.tmp");
+    fs::copy(&cuda, &tmp).unwrap();
+    fs::rename(&tmp, &cuda).unwrap();
+    let (_, how) = cached();
+    assert_eq!(how, CacheUse::Stored);
+
+    // A library that appears with a new ld.so.cache (a package installed beside the driver).
+    std::thread::sleep(Duration::from_millis(30));
+    let nscq = format!("libnvidia-nscq.so.{VERSION}");
+    assert!(!first.libraries.iter().any(|l| l.file_name == nscq));
+    fs::copy(
+        r.join(LIB64).join(format!("libnvidia-cfg.so.{VERSION}")),
+        r.join(LIB64).join(&nscq),
+    )
+    .unwrap();
+    let (after, how) = cached();
+    assert_eq!(how, CacheUse::Stored);
+    assert!(after.libraries.iter().any(|l| l.file_name == nscq));
+    assert_eq!(after, fresh());
 }

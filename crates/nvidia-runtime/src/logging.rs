@@ -44,6 +44,24 @@ struct LogrusLayer {
     sink: Arc<Mutex<Sink>>,
 }
 
+/// An error and its causes on one line, as `{:#}` would give, except that a cause whose text its
+/// parent already ends with is not repeated: many errors (ours, libcontainer's, std's wrappers)
+/// both show their source in their message and return it from `source()`.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.ends_with(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
+}
+
 /// Kept by `main` to report the final error: into the log, and on stderr as runc does.
 pub struct LogGuard {
     to_file: bool,
@@ -52,7 +70,7 @@ pub struct LogGuard {
 
 impl LogGuard {
     pub fn report_fatal(&self, err: &anyhow::Error) {
-        let msg = format!("{err:#}");
+        let msg = describe(err);
         if self.initialised {
             tracing::error!("{msg}");
         }
@@ -212,5 +230,33 @@ mod tests {
     fn text_lines_quote_the_message() {
         let line = format_line(Format::Text, &Level::WARN, "a \"b\"", "T");
         assert_eq!(line, "time=\"T\" level=warning msg=\"a \\\"b\\\"\"\n");
+    }
+
+    #[test]
+    fn a_cause_already_in_its_parents_message_is_not_repeated() {
+        /// Shows its source in its message and returns it from `source()`, as a thiserror
+        /// `#[error("cannot read /x: {source}")]` does.
+        #[derive(Debug)]
+        struct Read {
+            source: std::io::Error,
+        }
+        impl std::fmt::Display for Read {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot read /x: {}", self.source)
+            }
+        }
+        impl std::error::Error for Read {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.source)
+            }
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(Read { source: io }).context("cannot inject");
+        assert_eq!(
+            describe(&err),
+            "cannot inject: cannot read /x: no such file"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe(&plain), "outer: inner");
     }
 }

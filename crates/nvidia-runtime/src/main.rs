@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     let log_guard = match logging::init(&cli.global) {
         Ok(guard) => guard,
         Err(err) => {
-            eprintln!("nvidia-runtime: {err:#}");
+            eprintln!("nvidia-runtime: {}", logging::describe(&err));
             return ExitCode::from(1);
         }
     };
