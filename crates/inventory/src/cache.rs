@@ -1,13 +1,13 @@
-//! The driver's files (libraries with their SONAMEs, binaries, firmware, IPC sockets), found
+//! The driver's installed files (libraries with their SONAMEs, binaries, firmware), found
 //! once and reused by later containers for as long as nothing they were found from has changed.
 //!
 //! Finding them means parsing the host's `ld.so.cache`, resolving every candidate path and
 //! reading ELF headers; checking a cached answer means one `stat` per path discovery looked at
 //! (`fsx::Witness`), compared with what discovery saw: a driver upgrade, a new `ld.so.cache`, a
-//! library or link replaced, added or removed in a directory that was searched, a socket that
-//! appeared or went away — each changes some witness's inode, size, mtime or ctime, and the
-//! files are found again. GPUs, device nodes and the driver version are never cached: they are
-//! read on every call (hot-plug, module reload).
+//! library or link replaced, added or removed in a directory that was searched — each changes
+//! some witness's inode, size, mtime or ctime, and the files are found again. GPUs, device
+//! nodes, the driver version and the daemons' sockets are never cached: they are read on every
+//! call (hot-plug, module reload, a daemon started).
 //!
 //! Two rules keep the check exact:
 //! - a change racing with discovery: every fingerprint is taken before the read it vouches
@@ -38,7 +38,7 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 const MAX_ENTRIES: usize = 64;
 
 /// Bumped whenever what is stored, or how it is found, changes meaning.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// What is cached: the part of an inventory that comes from the driver root's files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,6 @@ pub(crate) struct DriverFiles {
     pub libraries: Vec<Library>,
     pub binaries: Vec<HostFile>,
     pub firmware: Vec<HostFile>,
-    pub ipc: Vec<HostFile>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -300,7 +299,6 @@ mod tests {
                 capability: None,
             }],
             firmware: Vec::new(),
-            ipc: Vec::new(),
         }
     }
 

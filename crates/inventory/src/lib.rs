@@ -267,9 +267,9 @@ pub fn discover_with(roots: &Roots, options: &Options) -> Result<Inventory, Erro
     discover_from(roots, options, None).map(|(inventory, _)| inventory)
 }
 
-/// Like [`discover_with`], with the driver's files (libraries, binaries, firmware, sockets)
+/// Like [`discover_with`], with the driver's installed files (libraries, binaries, firmware)
 /// taken from `cache_dir` while every path they were found from is as it was, and stored there
-/// when found afresh. GPUs, device nodes and the driver version are read every time. See
+/// when found afresh. GPUs, device nodes, sockets and the driver version are read every time. See
 /// `cache.rs` for what makes the reuse exact.
 pub fn discover_cached(
     roots: &Roots,
@@ -327,20 +327,14 @@ fn discover_from(
     .filter_map(|(p, m)| devices::node(&roots.dev, p, m))
     .collect();
 
-    // One resolver for all driver files: they share directories.
+    // One resolver for the installed driver files: they share directories.
     let find = || {
         let mut res = fsx::Resolver::new(&roots.driver);
         let wants = |capability| options.wants(capability);
-        let libraries = libraries::find(&mut res, &driver_version, &wants);
-        let binaries = files::binaries(&mut res, &wants);
-        let firmware = files::firmware(&mut res, &driver_version);
-        let mut ipc = files::ipc(&mut res);
-        ipc.retain(|file| file.capability.is_none_or(wants));
         cache::DriverFiles {
-            libraries,
-            binaries,
-            firmware,
-            ipc,
+            libraries: libraries::find(&mut res, &driver_version, &wants),
+            binaries: files::binaries(&mut res, &wants),
+            firmware: files::firmware(&mut res, &driver_version),
         }
     };
     let (files, how) = match cache {
@@ -359,8 +353,12 @@ fn discover_from(
         libraries,
         binaries,
         firmware,
-        ipc,
     } = files;
+    // Sockets and the MPS pipe dir are the state of running daemons, under /run and /tmp whose
+    // mtimes change with every file anyone makes there: looked up for every container, never
+    // cached (a cached lookup would be re-checked, and re-made, every time anyway).
+    let mut ipc = files::ipc(&mut fsx::Resolver::new(&roots.driver));
+    ipc.retain(|file| file.capability.is_none_or(|c| options.wants(c)));
 
     Ok((
         Inventory {
