@@ -112,24 +112,55 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// What `rollback` would undo, as data: the runtime hands it to its sealed re-exec, which
+    /// creates the container (see the binary's `protect.rs`).
+    pub fn undo(&self) -> Option<Undo> {
+        match self {
+            Outcome::Rewritten {
+                config_path,
+                original,
+                created_links,
+                rootfs,
+                ..
+            } => Some(Undo {
+                config_path: config_path.clone(),
+                // serde_json parsed it, so it is UTF-8; lossy only to keep the type honest
+                original: String::from_utf8_lossy(original).into_owned(),
+                created_links: created_links.clone(),
+                rootfs: rootfs.clone(),
+            }),
+            Outcome::NotRequested | Outcome::AlreadyInjected => None,
+        }
+    }
+
     /// Puts the bundle back as it was (a failed create must leave nothing behind).
     pub fn rollback(&self) {
-        if let Outcome::Rewritten {
-            config_path,
-            original,
-            created_links,
-            rootfs,
-            ..
-        } = self
-        {
-            let _ = write_atomically(config_path, original);
-            if let Some(bundle) = config_path.parent() {
-                let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
-            }
-            if let Some(rootfs) = rootfs.as_deref().and_then(|p| Rootfs::open(p).ok()) {
-                for link in created_links {
-                    rootfs.remove_symlink(link);
-                }
+        if let Some(undo) = self.undo() {
+            undo.rollback();
+        }
+    }
+}
+
+/// How to put a rewritten bundle back as it was.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Undo {
+    pub config_path: PathBuf,
+    /// `config.json` as it was, byte for byte.
+    pub original: String,
+    /// SONAME links that did not exist before.
+    pub created_links: Vec<PathBuf>,
+    pub rootfs: Option<PathBuf>,
+}
+
+impl Undo {
+    pub fn rollback(&self) {
+        let _ = write_atomically(&self.config_path, self.original.as_bytes());
+        if let Some(bundle) = self.config_path.parent() {
+            let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
+        }
+        if let Some(rootfs) = self.rootfs.as_deref().and_then(|p| Rootfs::open(p).ok()) {
+            for link in &self.created_links {
+                rootfs.remove_symlink(link);
             }
         }
     }

@@ -52,14 +52,6 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     };
 
-    if protect::needs_sealed_binary(&command) {
-        // Re-execs once, from a sealed memfd copy: see protect.rs.
-        if let Err(err) = pentacle::ensure_sealed() {
-            eprintln!("nvidia-runtime: cannot re-exec from a sealed copy of itself: {err}");
-            return ExitCode::from(1);
-        }
-    }
-
     let log_guard = match logging::init(&cli.global) {
         Ok(guard) => guard,
         Err(err) => {
@@ -69,6 +61,20 @@ fn main() -> ExitCode {
     };
 
     let failure_code = command.failure_code();
+    if protect::needs_sealed_binary(&command) && !protect::is_sealed() {
+        // Re-execs once, from a sealed memfd copy, injecting GPUs meanwhile: see protect.rs.
+        let err = protect::reexec_sealed(
+            || commands::before_sealed_reexec(&command, &cli.global),
+            |injection| {
+                if let Some(injection) = injection {
+                    injection.rollback();
+                }
+            },
+        );
+        log_guard.report_fatal(&err);
+        return ExitCode::from(failure_code);
+    }
+
     match commands::run(command, &cli.global) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -1,6 +1,6 @@
 //! create, start, run, kill, delete, pause, resume.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcontainer::container::builder::ContainerBuilder;
@@ -13,7 +13,7 @@ use liboci_cli::{Create, Delete, GlobalOpts, Pause, Resume, Run, Start};
 use super::executor::RuncWordingExecutor;
 use super::{foreground, tty};
 use crate::cli::{root_dir, Kill};
-use crate::{gpu, state};
+use crate::{gpu, protect, state};
 
 /// What `create` and `run` share: inject GPUs into the bundle, then build the container.
 struct CreateRequest<'a> {
@@ -26,18 +26,62 @@ struct CreateRequest<'a> {
     detach: bool,
 }
 
+/// The checks of a create that touch nothing, then the GPU injection. Runs in the unsealed
+/// process, beside the copy of the binary (`protect.rs`); the sealed process then finds the
+/// injection handed over and goes on with it.
+fn check_and_inject(
+    id: &str,
+    bundle: &Path,
+    global: &GlobalOpts,
+) -> Result<(PathBuf, gpu::Injection)> {
+    let root = root_dir(global);
+    let bundle = std::fs::canonicalize(bundle)
+        .with_context(|| format!("cannot use bundle {}", bundle.display()))?;
+    // Taken first, so that a check failing here (a racing create of the same id) still undoes
+    // what the unsealed process injected.
+    let handed_over = gpu::take_handed_over(&bundle);
+    let checked = state::validate_id(id).and_then(|()| {
+        if root.join(id).exists() {
+            // Checked before the bundle is touched, so a duplicate id changes nothing on disk.
+            bail!("container with id {id:?} already exists");
+        }
+        Ok(())
+    });
+    if let Err(err) = checked {
+        if let Some(injection) = handed_over {
+            injection.rollback();
+        }
+        return Err(err);
+    }
+    let injection = match handed_over {
+        Some(injection) => injection,
+        None => gpu::prepare_bundle(&bundle).with_context(|| {
+            format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display())
+        })?,
+    };
+    Ok((bundle, injection))
+}
+
+/// For `create` and `run` in the unsealed process: check and inject, and say how the sealed
+/// process finds the result.
+pub fn inject_before_reexec(
+    id: &str,
+    bundle: &Path,
+    global: &GlobalOpts,
+) -> Result<(gpu::Injection, protect::Env)> {
+    let (bundle, injection) = check_and_inject(id, bundle, global)?;
+    match gpu::hand_over(&bundle, &injection) {
+        Ok(env) => Ok((injection, vec![env])),
+        Err(err) => {
+            injection.rollback();
+            Err(err)
+        }
+    }
+}
+
 fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Container> {
     let root = root_dir(global);
-    state::validate_id(req.id)?;
-    let bundle = std::fs::canonicalize(req.bundle)
-        .with_context(|| format!("cannot use bundle {}", req.bundle.display()))?;
-    if root.join(req.id).exists() {
-        // Checked before the bundle is touched, so a duplicate id changes nothing on disk.
-        bail!("container with id {:?} already exists", req.id);
-    }
-
-    let injection = gpu::prepare_bundle(&bundle)
-        .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
+    let (bundle, injection) = check_and_inject(req.id, req.bundle, global)?;
 
     let built = ContainerBuilder::new(req.id.to_owned(), SyscallType::default())
         .with_root_path(&root)

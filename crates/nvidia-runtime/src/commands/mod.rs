@@ -13,6 +13,22 @@ use anyhow::{bail, Result};
 use liboci_cli::{CommonCmd, GlobalOpts};
 
 use crate::cli::Command;
+use crate::{gpu, protect};
+
+/// What `create` and `run` do before the sealed re-exec (see `protect.rs`): the GPU injection,
+/// handed to the sealed process through the environment entries returned. Nothing for `exec`.
+pub fn before_sealed_reexec(
+    command: &Command,
+    global: &GlobalOpts,
+) -> Result<(Option<gpu::Injection>, protect::Env)> {
+    let (id, bundle) = match command {
+        Command::Create(args) => (&args.container_id, &args.bundle),
+        Command::Common(CommonCmd::Run(args)) => (&args.container_id, &args.bundle),
+        _ => return Ok((None, Vec::new())),
+    };
+    let (injection, env) = lifecycle::inject_before_reexec(id, bundle, global)?;
+    Ok((Some(injection), env))
+}
 
 pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
     match command {
