@@ -326,6 +326,23 @@ test_bad_uuid() {
     assert_rc 1 "bad UUID: the container does not exist"
 }
 
+# Injection happens in the first process, while the sealed copy of the binary is made; the
+# container is created by the sealed process. A create libcontainer refuses after the
+# injection (a namespace path that does not exist) must still be undone, across that exec.
+test_refused_after_injection_is_undone() {
+    gpu_bundle refused-late "" NVIDIA_VISIBLE_DEVICES=all
+    python3 - "$B/config.json" <<'EOF'
+import json, sys
+path = sys.argv[1]
+with open(path) as f: c = json.load(f)
+c["linux"]["namespaces"].append({"type": "cgroup", "path": "/nonexistent/ns/cgroup"})
+with open(path, "w") as f: json.dump(c, f, indent=2)
+EOF
+    run_refused "refused by libcontainer after injection"
+    assert_contains "$ERR" "nonexistent/ns/cgroup" "…and the error names the namespace path"
+    assert_false "…and the SONAME link made by the injection is gone" test -L "$B/rootfs$GNU/libcuda.so.1"
+}
+
 test_readonly_rootfs() {
     gpu_bundle readonly "" NVIDIA_VISIBLE_DEVICES=all
     bundle_set "$B" 'c["root"]["readonly"] = True'
@@ -604,7 +621,8 @@ test_hook_name_link() {
 
 run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
-    test_legacy_cuda_image test_requirements test_bad_uuid test_readonly_rootfs \
+    test_legacy_cuda_image test_requirements test_bad_uuid test_refused_after_injection_is_undone \
+    test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
     test_restart_on_the_same_rootfs test_inventory_cache_follows_the_driver \
     test_symlink_safety test_hook_name_link test_image_ld_preload_never_runs_on_host
