@@ -338,9 +338,25 @@ with open(path) as f: c = json.load(f)
 c["linux"]["namespaces"].append({"type": "cgroup", "path": "/nonexistent/ns/cgroup"})
 with open(path, "w") as f: json.dump(c, f, indent=2)
 EOF
+    local tree_before; tree_before=$(cd "$B/rootfs" && find . | LC_ALL=C sort)
     run_refused "refused by libcontainer after injection"
     assert_contains "$ERR" "nonexistent/ns/cgroup" "…and the error names the namespace path"
     assert_false "…and the SONAME link made by the injection is gone" test -L "$B/rootfs$GNU/libcuda.so.1"
+    assert_eq "$tree_before" "$(cd "$B/rootfs" && find . | LC_ALL=C sort)" \
+        "…and the rootfs has exactly the files it had (no link or directory left)"
+
+    # Refused later, after libcontainer made the mount points and mounted the driver files: a
+    # program that does not exist, in an image without the library dir the files go to.
+    gpu_bundle refused-later "$MUSL_IMAGE" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" /no/such/program
+    local sha; sha=$(sha_of "$B/config.json")
+    tree_before=$(cd "$B/rootfs" && find . | LC_ALL=C sort)
+    run_as_is
+    assert_rc_nonzero "a missing program: run fails"
+    assert_eq "$sha" "$(sha_of "$B/config.json")" "a missing program: config.json unchanged"
+    assert_eq "$tree_before" "$(cd "$B/rootfs" && find . | LC_ALL=C sort)" \
+        "a missing program: the rootfs has exactly the files it had (no mount point, link or directory left)"
+    assert_eq "" "$(ls -A "$STATE")" "a missing program: no state left under \$STATE"
 }
 
 test_readonly_rootfs() {

@@ -99,15 +99,11 @@ pub enum Outcome {
     NotRequested,
     /// A previous `create` on this bundle injected already.
     AlreadyInjected,
-    /// `config.json` was rewritten; `original` can restore it.
+    /// `config.json` was rewritten; `undo` can put the bundle back.
     Rewritten {
-        config_path: PathBuf,
-        original: Vec<u8>,
         summary: String,
         timings: Timings,
-        /// SONAME links that did not exist before, for `rollback`.
-        created_links: Vec<PathBuf>,
-        rootfs: Option<PathBuf>,
+        undo: Box<Undo>,
     },
 }
 
@@ -116,26 +112,14 @@ impl Outcome {
     /// creates the container (see the binary's `protect.rs`).
     pub fn undo(&self) -> Option<Undo> {
         match self {
-            Outcome::Rewritten {
-                config_path,
-                original,
-                created_links,
-                rootfs,
-                ..
-            } => Some(Undo {
-                config_path: config_path.clone(),
-                // serde_json parsed it, so it is UTF-8; lossy only to keep the type honest
-                original: String::from_utf8_lossy(original).into_owned(),
-                created_links: created_links.clone(),
-                rootfs: rootfs.clone(),
-            }),
+            Outcome::Rewritten { undo, .. } => Some((**undo).clone()),
             Outcome::NotRequested | Outcome::AlreadyInjected => None,
         }
     }
 
     /// Puts the bundle back as it was (a failed create must leave nothing behind).
     pub fn rollback(&self) {
-        if let Some(undo) = self.undo() {
+        if let Outcome::Rewritten { undo, .. } = self {
             undo.rollback();
         }
     }
@@ -149,6 +133,9 @@ pub struct Undo {
     pub original: String,
     /// SONAME links that did not exist before.
     pub created_links: Vec<PathBuf>,
+    /// Paths in the rootfs that did not exist before, shallowest first: directories and mount
+    /// points we or libcontainer may create; a failed create removes those still empty.
+    pub new_paths: Vec<PathBuf>,
     pub rootfs: Option<PathBuf>,
 }
 
@@ -161,6 +148,9 @@ impl Undo {
         if let Some(rootfs) = self.rootfs.as_deref().and_then(|p| Rootfs::open(p).ok()) {
             for link in &self.created_links {
                 rootfs.remove_symlink(link);
+            }
+            for path in self.new_paths.iter().rev() {
+                rootfs.remove_if_empty(path);
             }
         }
     }
@@ -193,12 +183,15 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         write_atomically(&config_path, &serialise(&spec))?;
         timings.total_us = started.elapsed().as_micros() as u64;
         return Ok(Outcome::Rewritten {
-            config_path,
-            original,
             summary: "hook removed, no GPU requested".into(),
             timings,
-            created_links: Vec::new(),
-            rootfs: None,
+            undo: Box::new(Undo {
+                config_path,
+                original: String::from_utf8_lossy(&original).into_owned(),
+                created_links: Vec::new(),
+                new_paths: Vec::new(),
+                rootfs: None,
+            }),
         });
     };
     timings.read_spec_us = clock.lap();
@@ -230,13 +223,47 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
     timings.plan_us = clock.lap();
 
+    // What does not exist yet where links and mounts go: we make the links' directories,
+    // libcontainer the mount points; a failed create takes away those still empty.
+    let mut new_paths: Vec<PathBuf> = Vec::new();
+    let destinations = edits
+        .mounts
+        .iter()
+        .map(|m| m.container.as_path())
+        .chain(edits.symlinks.iter().map(|l| l.link.as_path()))
+        .chain([Path::new("/etc/ld.so.cache")]);
+    for destination in destinations {
+        for path in rootfs.missing(destination) {
+            // each list is shallowest first, so every directory stays before what is in it
+            if !new_paths.contains(&path) {
+                new_paths.push(path);
+            }
+        }
+    }
+
     let links: Vec<(&Path, &str)> = edits
         .symlinks
         .iter()
         .map(|l| (l.link.as_path(), l.target.as_str()))
         .collect();
     let mut created_links = Vec::new();
-    for (&(link, _), outcome) in links.iter().zip(rootfs.symlinks(&links)?) {
+    let undo_rootfs = |created_links: &[PathBuf]| {
+        for link in created_links {
+            rootfs.remove_symlink(link);
+        }
+        for path in new_paths.iter().rev() {
+            rootfs.remove_if_empty(path);
+        }
+    };
+    let outcomes = match rootfs.symlinks(&links) {
+        Ok(outcomes) => outcomes,
+        Err(err) => {
+            // the links made before the failing one are not known: take away what is new
+            undo_rootfs(&[]);
+            return Err(err.into());
+        }
+    };
+    for (&(link, _), outcome) in links.iter().zip(outcomes) {
         match outcome {
             rootfs::LinkOutcome::Created => created_links.push(link.to_owned()),
             rootfs::LinkOutcome::Replaced | rootfs::LinkOutcome::AlreadyRight => {}
@@ -249,9 +276,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let cache_path = match write_ld_cache(bundle, &rootfs, &edits) {
         Ok(path) => path,
         Err(err) => {
-            for link in &created_links {
-                rootfs.remove_symlink(link);
-            }
+            undo_rootfs(&created_links);
             return Err(err);
         }
     };
@@ -261,21 +286,23 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let summary = summarise(&edits, &request);
     apply::mark(&mut spec, &summary);
     if let Err(err) = write_atomically(&config_path, &serialise(&spec)) {
-        for link in &created_links {
-            rootfs.remove_symlink(link);
-        }
+        undo_rootfs(&created_links);
         let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
         return Err(err);
     }
     timings.write_spec_us = clock.lap();
     timings.total_us = started.elapsed().as_micros() as u64;
     Ok(Outcome::Rewritten {
-        config_path,
-        original,
         summary,
         timings,
-        created_links,
-        rootfs: Some(rootfs_path),
+        undo: Box::new(Undo {
+            config_path,
+            // serde_json parsed it, so it is UTF-8; lossy only to keep the type honest
+            original: String::from_utf8_lossy(&original).into_owned(),
+            created_links,
+            new_paths,
+            rootfs: Some(rootfs_path),
+        }),
     })
 }
 

@@ -186,6 +186,52 @@ impl Rootfs {
         }
     }
 
+    /// The components of `path` that do not exist yet, shallowest first (`/a/b/c` where only
+    /// `/a` exists: `/a/b`, `/a/b/c`): what a create may add there, and a failed one must take
+    /// away again (see [`Rootfs::remove_if_empty`]).
+    pub fn missing(&self, path: &Path) -> Vec<PathBuf> {
+        let mut missing = Vec::new();
+        let mut current = path.to_path_buf();
+        while current != Path::new("/")
+            && matches!(self.resolve(&current, OFlag::O_PATH), Err(Errno::ENOENT))
+        {
+            missing.push(current.clone());
+            if !current.pop() {
+                break;
+            }
+        }
+        missing.reverse();
+        missing
+    }
+
+    /// Removes what a failed create left at `path`: an empty regular file (a mount point made
+    /// for a file) or an empty directory. Anything else, or anything with content, stays.
+    pub fn remove_if_empty(&self, path: &Path) {
+        let Ok((parent, name)) = split_plain(path) else {
+            return;
+        };
+        let Ok(dir) = self.resolve(&parent, OFlag::O_PATH | OFlag::O_DIRECTORY) else {
+            return;
+        };
+        let Ok(stat) = fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_path(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            return;
+        };
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        let how = if kind == SFlag::S_IFREG && stat.st_size == 0 {
+            UnlinkatFlags::NoRemoveDir
+        } else if kind == SFlag::S_IFDIR {
+            // fails on a directory that is not empty, which is what we want
+            UnlinkatFlags::RemoveDir
+        } else {
+            return;
+        };
+        let _ = unlinkat(Some(dir.as_raw_fd()), name.as_path(), how);
+    }
+
     /// Removes a symlink we created (a failed create undoes its links); anything that is not a
     /// symlink, or a path that no longer resolves, is left alone.
     pub fn remove_symlink(&self, link: &Path) {
@@ -387,6 +433,44 @@ mod tests {
             std::fs::read_link(dir.path().join("lib/libfoo.so.1")).unwrap(),
             Path::new("libfoo.so.2.0")
         );
+    }
+
+    #[test]
+    fn what_a_failed_create_added_can_be_taken_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("usr/lib")).unwrap();
+        std::fs::write(r.join("usr/lib/image.so"), "image's own").unwrap();
+        symlink("usr/lib", r.join("lib")).unwrap();
+        let root = Rootfs::open(r).unwrap();
+        assert_eq!(
+            root.missing(Path::new("/usr/lib64/nvidia/libcuda.so.1")),
+            vec![
+                PathBuf::from("/usr/lib64"),
+                PathBuf::from("/usr/lib64/nvidia"),
+                PathBuf::from("/usr/lib64/nvidia/libcuda.so.1")
+            ]
+        );
+        assert_eq!(
+            root.missing(Path::new("/lib/image.so")),
+            Vec::<PathBuf>::new()
+        );
+        // what libcontainer would have made: the dirs and an empty mount point
+        std::fs::create_dir_all(r.join("usr/lib64/nvidia")).unwrap();
+        std::fs::write(r.join("usr/lib64/nvidia/libcuda.so.1"), "").unwrap();
+        for p in [
+            "/usr/lib64/nvidia/libcuda.so.1",
+            "/usr/lib64/nvidia",
+            "/usr/lib64",
+        ] {
+            root.remove_if_empty(Path::new(p));
+        }
+        assert!(!r.join("usr/lib64").exists());
+        // a file with content, a directory with content, a symlink: left alone
+        root.remove_if_empty(Path::new("/usr/lib/image.so"));
+        root.remove_if_empty(Path::new("/usr/lib"));
+        root.remove_if_empty(Path::new("/lib"));
+        assert!(r.join("usr/lib/image.so").exists() && r.join("lib").symlink_metadata().is_ok());
     }
 
     #[test]
