@@ -85,12 +85,10 @@ pub(crate) fn driver_files(
         }
     }
     let (files, witnesses) = crate::fsx::witnessed(discover);
-    let stored = match settled(&witnesses, settle) {
-        false => false,
-        true => store(dir, &path, key, &witnesses, &files)
+    let stored = settled(&witnesses, settle)
+        && store(dir, &path, key, &witnesses, &files)
             .map_err(|err| tracing::debug!(path = %path.display(), error = %err, "inventory cache not written"))
-            .is_ok(),
-    };
+            .is_ok();
     let how = if stored {
         CacheUse::Stored
     } else {
