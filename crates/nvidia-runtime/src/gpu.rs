@@ -113,3 +113,55 @@ pub fn configured_log_level() -> Option<String> {
         .ok()
         .and_then(|config| config.log_level.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn undo(bundle: &Path) -> inject::Undo {
+        inject::Undo {
+            config_path: bundle.join("config.json"),
+            original: "{\"ociVersion\":\"1.0.2\"}".into(),
+            created_links: vec![PathBuf::from("/usr/lib/libcuda.so.1")],
+            new_paths: vec![PathBuf::from("/usr/lib64")],
+            rootfs: Some(bundle.join("rootfs")),
+        }
+    }
+
+    /// One test, because the hand-over lives in this process's environment.
+    #[test]
+    fn the_sealed_process_takes_exactly_what_was_handed_over() {
+        let bundle = Path::new("/run/bundles/a");
+        let injection = Injection(Some(undo(bundle)));
+        let (key, value) = hand_over(bundle, &injection).unwrap();
+        assert_eq!(key, HANDOVER_ENV);
+        let fd: i32 = value.to_str().unwrap().parse().unwrap();
+        // Not inherited by accident: it must survive exec, so no FD_CLOEXEC.
+        let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_eq!(flags & nix::libc::FD_CLOEXEC, 0);
+
+        std::env::set_var(&key, &value);
+        let taken = take_handed_over(bundle).expect("handed over");
+        assert_eq!(taken.0, Some(undo(bundle)));
+        assert!(
+            std::env::var_os(HANDOVER_ENV).is_none(),
+            "the variable is gone"
+        );
+        assert!(
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err(),
+            "the fd is closed"
+        );
+
+        // For another bundle: not taken (and still closed and unset).
+        let (key, value) = hand_over(bundle, &injection).unwrap();
+        std::env::set_var(&key, &value);
+        assert!(take_handed_over(Path::new("/run/bundles/b")).is_none());
+        assert!(std::env::var_os(HANDOVER_ENV).is_none());
+
+        // A variable naming an fd that is not our memfd is ignored, and the fd left alone.
+        let other = std::fs::File::open("/proc/self/status").unwrap();
+        std::env::set_var(HANDOVER_ENV, other.as_raw_fd().to_string());
+        assert!(take_handed_over(bundle).is_none());
+        assert!(nix::fcntl::fcntl(other.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFD).is_ok());
+    }
+}
