@@ -146,12 +146,7 @@ impl Undo {
             let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
         }
         if let Some(rootfs) = self.rootfs.as_deref().and_then(|p| Rootfs::open(p).ok()) {
-            for link in &self.created_links {
-                rootfs.remove_symlink(link);
-            }
-            for path in self.new_paths.iter().rev() {
-                rootfs.remove_if_empty(path);
-            }
+            rootfs.take_away(&self.created_links, &self.new_paths);
         }
     }
 }
@@ -247,19 +242,11 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         .map(|l| (l.link.as_path(), l.target.as_str()))
         .collect();
     let mut created_links = Vec::new();
-    let undo_rootfs = |created_links: &[PathBuf]| {
-        for link in created_links {
-            rootfs.remove_symlink(link);
-        }
-        for path in new_paths.iter().rev() {
-            rootfs.remove_if_empty(path);
-        }
-    };
     let outcomes = match rootfs.symlinks(&links) {
         Ok(outcomes) => outcomes,
         Err(err) => {
             // the links made before the failing one are not known: take away what is new
-            undo_rootfs(&[]);
+            rootfs.take_away(&[], &new_paths);
             return Err(err.into());
         }
     };
@@ -276,7 +263,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let cache_path = match write_ld_cache(bundle, &rootfs, &edits) {
         Ok(path) => path,
         Err(err) => {
-            undo_rootfs(&created_links);
+            rootfs.take_away(&created_links, &new_paths);
             return Err(err);
         }
     };
@@ -286,7 +273,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let summary = summarise(&edits, &request);
     apply::mark(&mut spec, &summary);
     if let Err(err) = write_atomically(&config_path, &serialise(&spec)) {
-        undo_rootfs(&created_links);
+        rootfs.take_away(&created_links, &new_paths);
         let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
         return Err(err);
     }

@@ -204,9 +204,41 @@ impl Rootfs {
         missing
     }
 
+    /// Removes a symlink we created (a failed create undoes its links); anything that is not a
+    /// symlink, or a path that no longer resolves, is left alone.
+    pub fn remove_symlink(&self, link: &Path) {
+        self.remove_if(link, |kind, _| {
+            (kind == SFlag::S_IFLNK).then_some(UnlinkatFlags::NoRemoveDir)
+        });
+    }
+
     /// Removes what a failed create left at `path`: an empty regular file (a mount point made
     /// for a file) or an empty directory. Anything else, or anything with content, stays.
     pub fn remove_if_empty(&self, path: &Path) {
+        self.remove_if(path, |kind, size| {
+            if kind == SFlag::S_IFREG && size == 0 {
+                Some(UnlinkatFlags::NoRemoveDir)
+            } else {
+                // fails on a directory that is not empty, which is what we want
+                (kind == SFlag::S_IFDIR).then_some(UnlinkatFlags::RemoveDir)
+            }
+        });
+    }
+
+    /// The links we made, then what did not exist before (deepest first, see
+    /// [`Rootfs::missing`]): what a failed create takes away.
+    pub fn take_away(&self, created_links: &[PathBuf], new_paths: &[PathBuf]) {
+        for link in created_links {
+            self.remove_symlink(link);
+        }
+        for path in new_paths.iter().rev() {
+            self.remove_if_empty(path);
+        }
+    }
+
+    /// Unlinks `path` (not following it) when `how` says so for its kind and size; a path that
+    /// does not resolve inside the rootfs is left alone.
+    fn remove_if(&self, path: &Path, how: impl FnOnce(SFlag, i64) -> Option<UnlinkatFlags>) {
         let Ok((parent, name)) = split_plain(path) else {
             return;
         };
@@ -221,40 +253,8 @@ impl Rootfs {
             return;
         };
         let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
-        let how = if kind == SFlag::S_IFREG && stat.st_size == 0 {
-            UnlinkatFlags::NoRemoveDir
-        } else if kind == SFlag::S_IFDIR {
-            // fails on a directory that is not empty, which is what we want
-            UnlinkatFlags::RemoveDir
-        } else {
-            return;
-        };
-        let _ = unlinkat(Some(dir.as_raw_fd()), name.as_path(), how);
-    }
-
-    /// Removes a symlink we created (a failed create undoes its links); anything that is not a
-    /// symlink, or a path that no longer resolves, is left alone.
-    pub fn remove_symlink(&self, link: &Path) {
-        let Ok((parent, name)) = split_plain(link) else {
-            return;
-        };
-        let Ok(dir) = self.resolve(&parent, OFlag::O_PATH | OFlag::O_DIRECTORY) else {
-            return;
-        };
-        let is_link = fstatat(
-            Some(dir.as_raw_fd()),
-            name.as_path(),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .is_ok_and(|stat| {
-            SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
-        });
-        if is_link {
-            let _ = unlinkat(
-                Some(dir.as_raw_fd()),
-                name.as_path(),
-                UnlinkatFlags::NoRemoveDir,
-            );
+        if let Some(flags) = how(kind, stat.st_size) {
+            let _ = unlinkat(Some(dir.as_raw_fd()), name.as_path(), flags);
         }
     }
 

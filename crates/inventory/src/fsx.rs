@@ -125,22 +125,30 @@ fn recording() -> bool {
     WITNESSES.with(|w| w.borrow().is_some())
 }
 
-fn witness(path: &Path, follow: bool, md: Option<&Metadata>) {
+/// Keeps what a look saw, while [`witnessed`] is recording.
+fn record(seen: Witness) {
     WITNESSES.with(|w| {
         if let Some(list) = w.borrow_mut().as_mut() {
-            list.push(Witness {
-                path: path.to_owned(),
-                follow,
-                seen: md.map(Fingerprint::of),
-            });
+            list.push(seen);
         }
     });
 }
 
-/// Before a read: what the file is now.
+/// A look discovery made anyway (its metadata is at hand).
+fn witness(path: &Path, follow: bool, md: Option<&Metadata>) {
+    if recording() {
+        record(Witness {
+            path: path.to_owned(),
+            follow,
+            seen: md.map(Fingerprint::of),
+        });
+    }
+}
+
+/// Before a read: what the file is now (one extra `stat`, only while recording).
 fn witness_before_read(path: &Path) {
     if recording() {
-        witness(path, true, fs::metadata(path).ok().as_ref());
+        record(Witness::look(path, true));
     }
 }
 
