@@ -484,6 +484,17 @@ test_inventory_cache_follows_the_driver() {
     start "cached again"
     assert_contains "$ERR" "inventory_cache: Some(Hit)" "cached again: used again"
     assert_eq "1"$'\n'"$(smi_lines 0)" "$OUT" "cached again: with the new library"
+
+    # inventory-cache = "" turns it off: found afresh, nothing written (not even under the
+    # directory the runtime runs in, which an empty path could be mistaken for)
+    entry_id=$(stat -c %i "$cache"/driver-files-*)
+    printf '[nvidia-container-cli]\nroot = "%s"\n[nvidia-runtime]\nproc-root = "%s"\ninventory-cache = ""\n' \
+        "$drv" "$drv" >"$cfg"
+    start "cache off"
+    assert_contains "$ERR" "inventory_cache: None" "cache off: the driver files are found afresh"
+    assert_eq "1"$'\n'"$(smi_lines 0)" "$OUT" "cache off: the same files"
+    assert_eq "" "$(find "$B" -name 'driver-files-*')" "cache off: no entry written in the bundle dir the runtime ran in"
+    assert_eq "$entry_id" "$(stat -c %i "$cache"/driver-files-*)" "cache off: the other cache dir untouched"
     unset -f start
 }
 
