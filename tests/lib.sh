@@ -262,6 +262,7 @@ e2e_finish() {
     npass=$(grep -c '^PASS' "$_E2E_RESULTS" || true)
     nfail=$(grep -c '^FAIL' "$_E2E_RESULTS" || true)
     printf '\n%s--- %s: %d passed, %d failed%s\n' "$_C_BLD" "$(basename "$0")" "$npass" "$nfail" "$_C_OFF"
+    [[ -z ${E2E_COUNTS:-} ]] || echo "$npass $nfail" >"$E2E_COUNTS"
     if ((nfail > 0)); then
         printf 'failed checks:\n'
         awk -F'\t' '$1=="FAIL"{printf "  %s: %s\n", $2, $3}' "$_E2E_RESULTS"

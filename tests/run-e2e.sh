@@ -40,15 +40,28 @@ export E2E_TMPDIR=$RUN_DIR
 declare -A result
 declare -A took
 failed=0
+# Every check of every file counts (each file's e2e_finish appends "passed failed" to
+# E2E_COUNTS); a file that ends without counting, or fails with no failed check, adds one
+# failed check, so a crash or a timeout can never look like fewer checks.
+export E2E_COUNTS
+E2E_COUNTS=$(mktemp /tmp/nvrt-e2e-counts.XXXXXX)
+checks_passed=0
+checks_failed=0
 for f in "${files[@]}"; do
     name=$(basename "$f" .sh)
     echo
     echo "################ $name"
     start=$SECONDS
+    : >"$E2E_COUNTS"
     set +e
     timeout -k 20 "$FILE_TIMEOUT" bash "$f"
     rc=$?
     set -e
+    read -r np nf <"$E2E_COUNTS" || true
+    checks_passed=$((checks_passed + ${np:-0}))
+    checks_failed=$((checks_failed + ${nf:-0}))
+    if [[ $rc != 0 && ${nf:-0} == 0 ]]; then checks_failed=$((checks_failed + 1)); fi
+    np="" nf=""
     took[$name]=$((SECONDS - start))
     if [[ $rc == 0 ]]; then result[$name]=PASS
     elif [[ $rc == 124 || $rc == 137 ]]; then result[$name]="FAIL (timed out after ${FILE_TIMEOUT}s)"; failed=1
@@ -94,10 +107,15 @@ for f in "${files[@]}"; do
     printf '  %-12s %-40s %4ss\n' "$name" "${result[$name]}" "${took[$name]}"
 done
 if ((${#leaks[@]})); then
+    checks_failed=$((checks_failed + 1))
     echo "  leak check   FAIL"
     printf '    %s\n' "${leaks[@]}"
     failed=1
 else
+    checks_passed=$((checks_passed + 1))
     echo "  leak check   PASS (no mounts, processes, cgroups or temp dirs left)"
 fi
+rm -f "$E2E_COUNTS"
+echo "e2e checks: $checks_passed passed, $checks_failed failed"
+[[ -z ${E2E_TOTALS:-} ]] || echo "$checks_passed $checks_failed" >"$E2E_TOTALS"
 exit "$failed"
