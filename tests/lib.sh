@@ -633,7 +633,7 @@ print(v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
 # ---------------------------------------------------------------------------
-# Private dockerd (see /work/shared/TEST-HOST.md).
+# Private dockerd (data root, exec root and socket under the test dir; no iptables, no bridge).
 
 D=""   # dir of the current dockerd: D/docker.sock, D/dockerd.log, D/daemon.json
 docker_() { timeout -k 5 "$E2E_TIMEOUT" docker -H "unix://$D/docker.sock" "$@"; }
