@@ -133,6 +133,24 @@ test_delete_force_nothing_readable() {
     gone "$id"
 }
 
+# The saved config is what names the cgroup; without it the init is still killed (its pid
+# namespace dies with it), so that no container process outlives a delete --force.
+test_delete_force_config_unreadable() {
+    local id=noconfig b=$TEST_TMP/noconfig epid
+    make_bundle "$b" sleep 1000
+    new_container "$id"
+    local pid=$PID
+    epid=$(exec_detached "$id" sleep 604)
+    echo garbage >"$STATE/$id/youki_config.json"
+
+    capture rt delete --force "$id"
+    assert_rc 0 "delete --force of a container whose saved config is corrupt succeeds"
+    wait_for 5 bash -c "! kill -0 $pid 2>/dev/null && ! kill -0 $epid 2>/dev/null" || true
+    assert_false "…its init is gone" alive "$pid"
+    assert_false "…and so is the rest of its pid namespace" alive "$epid"
+    assert_false "…its state dir is gone" test -e "$STATE/$id"
+}
+
 # --- poststop hooks --------------------------------------------------------
 
 test_poststop_hook_fails() {
@@ -258,7 +276,7 @@ test_create_frozen_cgroup() {
 }
 
 run_tests \
-    test_delete_force_corrupt_state test_delete_force_nothing_readable \
+    test_delete_force_corrupt_state test_delete_force_nothing_readable test_delete_force_config_unreadable \
     test_poststop_hook_fails test_poststop_hook_missing \
     test_delete_force_sub_cgroups test_exec_sub_cgroup test_create_frozen_cgroup
 e2e_finish

@@ -72,6 +72,8 @@ impl Container {
                     // Removing the cgroup below kills whatever this could not.
                     if let Err(err) = self.do_kill(signal::Signal::SIGKILL, true) {
                         tracing::warn!(id = ?self.id(), "cannot kill the container's processes, continuing to delete: {err:?}");
+                        // without its cgroup, the init at least (its pid namespace dies with it)
+                        let _ = self.do_kill(signal::Signal::SIGKILL, false);
                     }
                     self.set_status(ContainerStatus::Stopped).save()?;
                 } else {
