@@ -219,6 +219,25 @@ test_delete_force_sub_cgroups() {
     assert_contains "$ERR" "does not exist" "…and so is its state"
 }
 
+test_delete_force_paused() {
+    local id=paused b=$TEST_TMP/paused rel epid
+    make_bundle "$b" sleep 1000
+    rel=$(bundle_cgroup_path "$b")
+    new_container "$id"
+    local pid=$PID
+    epid=$(exec_detached "$id" sleep 605)
+    rt pause "$id"
+    assert_eq paused "$(status_of "$id")" "the container is paused"
+
+    capture rt delete --force "$id"
+    assert_rc 0 "delete --force of a paused container succeeds"
+    wait_for 5 bash -c "! kill -0 $pid 2>/dev/null && ! kill -0 $epid 2>/dev/null" || true
+    assert_false "…its init is gone" alive "$pid"
+    assert_false "…its exec'd process is gone" alive "$epid"
+    assert_eq "" "$(cgroups_left "$rel")" "…its cgroups are gone"
+    assert_false "…its state dir is gone" test -e "$STATE/$id"
+}
+
 test_exec_sub_cgroup() {
     local id=execcg b=$TEST_TMP/execcg rel
     make_bundle "$b" sleep 1000
@@ -278,5 +297,5 @@ test_create_frozen_cgroup() {
 run_tests \
     test_delete_force_corrupt_state test_delete_force_nothing_readable test_delete_force_config_unreadable \
     test_poststop_hook_fails test_poststop_hook_missing \
-    test_delete_force_sub_cgroups test_exec_sub_cgroup test_create_frozen_cgroup
+    test_delete_force_sub_cgroups test_delete_force_paused test_exec_sub_cgroup test_create_frozen_cgroup
 e2e_finish
