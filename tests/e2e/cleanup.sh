@@ -47,7 +47,7 @@ make_sub_cgroup() {
     local d parent
     for d in $(cgroup_dirs_for "$1"); do
         mkdir -p "$d/$2"
-        if [[ -f $d/$2/cpuset.cpus ]]; then
+        if ! cgroup_v2_only && [[ -f $d/$2/cpuset.cpus ]]; then
             parent=$(dirname "$d/$2")
             cat "$parent/cpuset.cpus" >"$d/$2/cpuset.cpus"
             cat "$parent/cpuset.mems" >"$d/$2/cpuset.mems"
