@@ -829,3 +829,31 @@ EOF
     tar -C "$work/img" -cf "$out" oci-layout index.json blobs
     rm -rf "$work"
 }
+
+# ---------------------------------------------------------------------------
+# A bundle's cgroup, by its cgroupsPath (e.g. "/<cgroup_parent>/NAME"), in every
+# hierarchy; works before a process runs in it and after they are all gone.
+
+# cgroup_dirs_for REL : the existing dirs of cgroup REL, one per hierarchy (v1: every
+# mounted hierarchy, links like cpu -> cpu,cpuacct skipped; v2: the one unified dir).
+cgroup_dirs_for() {
+    local rel=${1#/} d
+    if cgroup_v2_only; then
+        [[ -d /sys/fs/cgroup/$rel ]] && echo "/sys/fs/cgroup/$rel"
+        return 0
+    fi
+    for d in /sys/fs/cgroup/*; do
+        [[ -L $d ]] && continue
+        [[ -d $d/$rel ]] && echo "$d/$rel"
+    done
+    return 0
+}
+# freezer_dir_for REL : the dir whose freezer freezes cgroup REL (it may not exist yet).
+freezer_dir_for() {
+    if cgroup_v2_only; then echo "/sys/fs/cgroup/${1#/}"; else echo "/sys/fs/cgroup/freezer/${1#/}"; fi
+}
+# freeze_dir DIR / thaw_dir DIR : set a freezer cgroup dir's own state.
+freeze_dir() { if cgroup_v2_only; then echo 1 >"$1/cgroup.freeze"; else echo FROZEN >"$1/freezer.state"; fi; }
+thaw_dir() { if cgroup_v2_only; then echo 0 >"$1/cgroup.freeze"; else echo THAWED >"$1/freezer.state"; fi; }
+# bundle_cgroup_path DIR : the cgroupsPath of bundle DIR.
+bundle_cgroup_path() { bundle_get "$1" 'c["linux"]["cgroupsPath"]'; }

@@ -37,14 +37,25 @@ pub trait CgroupManager {
     /// Adds a task specified by its pid to the cgroup
     fn add_task(&self, pid: Pid) -> Result<(), Self::Error>;
 
+    /// Moves a task into the cgroup, which must exist already: unlike `add_task`, it never
+    /// makes one. Used to put a process into an existing container (`exec`), where a cgroup
+    /// made on the way would be unknown to the container, and outlive it.
+    fn join(&self, pid: Pid) -> Result<(), Self::Error>;
+
     /// Applies resource restrictions to the cgroup
     fn apply(&self, controller_opt: &ControllerOpt) -> Result<(), Self::Error>;
 
-    /// Removes the cgroup
+    /// Removes the cgroup with every cgroup below it, after killing the processes in any of
+    /// them (frozen ones included)
     fn remove(&self) -> Result<(), Self::Error>;
 
     /// Sets the freezer cgroup to the specified state
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error>;
+
+    /// The freezer state a process joining the cgroup would get: that of the cgroup or, when it
+    /// does not exist yet, of its nearest existing ancestor (a frozen parent freezes its new
+    /// children). `Undefined` when there is no freezer.
+    fn freezer_state(&self) -> Result<FreezerState, Self::Error>;
 
     /// Retrieve statistics for the cgroup
     fn stats(&self) -> Result<Stats, Self::Error>;
@@ -89,11 +100,27 @@ impl CgroupManager for AnyCgroupManager {
         }
     }
 
+    fn join(&self, pid: Pid) -> Result<(), Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.join(pid)?),
+            AnyCgroupManager::V1(m) => Ok(m.join(pid)?),
+            AnyCgroupManager::V2(m) => Ok(m.join(pid)?),
+        }
+    }
+
     fn remove(&self) -> Result<(), Self::Error> {
         match self {
             AnyCgroupManager::Systemd(m) => Ok(m.remove()?),
             AnyCgroupManager::V1(m) => Ok(m.remove()?),
             AnyCgroupManager::V2(m) => Ok(m.remove()?),
+        }
+    }
+
+    fn freezer_state(&self) -> Result<FreezerState, Self::Error> {
+        match self {
+            AnyCgroupManager::Systemd(m) => Ok(m.freezer_state()?),
+            AnyCgroupManager::V1(m) => Ok(m.freezer_state()?),
+            AnyCgroupManager::V2(m) => Ok(m.freezer_state()?),
         }
     }
 
@@ -462,7 +489,17 @@ pub fn get_all_pids(path: &Path) -> Result<Vec<Pid>, WrappedIoError> {
     walk_dir(path, &mut |p| {
         let file_path = p.join(CGROUP_PROCS);
         if file_path.exists() {
-            let file = File::open(&file_path).wrap_open(&file_path)?;
+            let file = match File::open(&file_path) {
+                Ok(file) => file,
+                // a sub-cgroup removed while we walk has no process left to report
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(err) => {
+                    return Err(WrappedIoError::Open {
+                        err,
+                        path: file_path,
+                    });
+                }
+            };
             for line in BufReader::new(file).lines().map_while(Result::ok) {
                 result.push(Pid::from_raw(
                     line.parse::<i32>()
@@ -482,7 +519,19 @@ where
     E: From<WrappedIoError>,
 {
     c(path)?;
-    for entry in fs::read_dir(path).wrap_read(path)? {
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        // removed since its parent was listed
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => {
+            return Err(WrappedIoError::Read {
+                err,
+                path: path.into(),
+            }
+            .into());
+        }
+    };
+    for entry in entries {
         let entry = entry.wrap_open(path)?;
         let path = entry.path();
 
@@ -629,7 +678,8 @@ pub(crate) fn default_devices() -> Vec<LinuxDevice> {
     ]
 }
 
-/// Attempts to delete the path the requested number of times.
+/// Attempts to delete the path the requested number of times. A path that is already gone
+/// counts as deleted; after the last attempt, the error of that attempt is returned.
 pub(crate) fn delete_with_retry<P: AsRef<Path>, L: Into<Option<Duration>>>(
     path: P,
     retries: u32,
@@ -640,24 +690,77 @@ pub(crate) fn delete_with_retry<P: AsRef<Path>, L: Into<Option<Duration>>>(
     let path = path.as_ref();
     let limit = limit_backoff.into().unwrap_or(Duration::MAX);
 
-    while attempts < retries {
-        if fs::remove_dir(path).is_ok() {
-            return Ok(());
+    loop {
+        let err = match fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => err,
+        };
+        attempts += 1;
+        if attempts >= retries {
+            return Err(err).wrap_other(path);
         }
 
         std::thread::sleep(delay);
-        attempts += 1;
         delay *= attempts;
         if delay > limit {
             delay = limit;
         }
     }
+}
 
-    Err(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        "could not delete".to_string(),
-    ))
-    .wrap_other(path)?
+/// Removes a cgroup directory and all the cgroups below it, deepest first: a cgroup with
+/// children cannot be removed, and processes may have made sub-cgroups of their own. Each
+/// directory gets the retries of `delete_with_retry`, for processes that are still exiting.
+pub(crate) fn delete_tree_with_retry(
+    path: &Path,
+    retries: u32,
+    limit_backoff: Duration,
+) -> Result<(), WrappedIoError> {
+    let entries = match fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).wrap_read(path),
+    };
+    for entry in entries {
+        let entry = entry.wrap_read(path)?;
+        // the files of a cgroup are its settings; its directories are its children
+        if entry.file_type().wrap_read(entry.path())?.is_dir() {
+            delete_tree_with_retry(&entry.path(), retries, limit_backoff)?;
+        }
+    }
+    delete_with_retry(path, retries, limit_backoff)
+}
+
+/// Every directory of the cgroup tree at `path`, parents before children; empty when the cgroup
+/// does not exist.
+pub(crate) fn cgroup_tree(path: &Path) -> Result<Vec<PathBuf>, WrappedIoError> {
+    let mut dirs = Vec::new();
+    if !path.exists() {
+        return Ok(dirs);
+    }
+    walk_dir(path, &mut |p| {
+        dirs.push(p.to_path_buf());
+        Ok::<(), WrappedIoError>(())
+    })?;
+    Ok(dirs)
+}
+
+/// SIGKILLs each pid, the ones that are already gone included.
+pub(crate) fn kill_all(pids: &[Pid]) {
+    for &pid in pids {
+        tracing::debug!("kill signal SIGKILL to {}", pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// `path` if it exists, else its nearest existing ancestor that still has `file` (the root of a
+/// hierarchy may lack a cgroup's files). A new cgroup inherits the freezer state found there.
+pub(crate) fn nearest_existing_with(path: &Path, file: &str) -> Option<PathBuf> {
+    path.ancestors()
+        .find(|dir| dir.exists())
+        .filter(|dir| dir.join(file).exists())
+        .map(Path::to_path_buf)
 }
 
 pub(crate) trait WrapIoResult {
@@ -741,5 +844,75 @@ pub struct MustBePowerOfTwo;
 impl Display for MustBePowerOfTwo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("page size must be in the format of 2^(integer)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delete_tree_removes_nested_cgroups_deepest_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("container");
+        fs::create_dir_all(top.join("sub/deeper")).unwrap();
+        fs::create_dir_all(top.join("other")).unwrap();
+
+        delete_tree_with_retry(&top, 1, Duration::from_millis(1)).unwrap();
+
+        assert!(!top.exists());
+    }
+
+    #[test]
+    fn delete_of_a_missing_cgroup_succeeds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("gone");
+
+        delete_with_retry(&missing, 1, Duration::from_millis(1)).unwrap();
+        delete_tree_with_retry(&missing, 1, Duration::from_millis(1)).unwrap();
+    }
+
+    #[test]
+    fn delete_reports_why_the_cgroup_stays() {
+        let tmp = tempfile::tempdir().unwrap();
+        let busy = tmp.path().join("busy");
+        fs::create_dir_all(&busy).unwrap();
+        fs::write(busy.join("cgroup.procs"), "1\n").unwrap();
+
+        let err = delete_with_retry(&busy, 2, Duration::from_millis(1)).unwrap_err();
+
+        // the reason rmdir gave, not a generic timeout
+        assert_eq!(err.inner().raw_os_error(), Some(nix::libc::ENOTEMPTY));
+        assert!(err.to_string().contains("busy"), "{err}");
+    }
+
+    #[test]
+    fn cgroup_tree_lists_parents_before_children() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().join("c");
+        fs::create_dir_all(top.join("a/b")).unwrap();
+
+        let tree = cgroup_tree(&top).unwrap();
+
+        assert_eq!(tree, vec![top.clone(), top.join("a"), top.join("a/b")]);
+        assert!(cgroup_tree(&tmp.path().join("none")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_new_cgroup_gets_the_state_of_its_nearest_existing_ancestor() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("parent");
+        fs::create_dir_all(&parent).unwrap();
+        fs::write(parent.join("freezer.state"), "FROZEN\n").unwrap();
+
+        assert_eq!(
+            nearest_existing_with(&parent.join("new/child"), "freezer.state"),
+            Some(parent.clone())
+        );
+        // a hierarchy's root has no freezer state of its own
+        assert_eq!(
+            nearest_existing_with(&tmp.path().join("other"), "freezer.state"),
+            None
+        );
     }
 }

@@ -9,14 +9,18 @@ use crate::stats::Stats;
 #[derive(Debug)]
 pub struct TestManager {
     add_task_args: RefCell<Vec<Pid>>,
+    join_args: RefCell<Vec<Pid>>,
     pub apply_called: RefCell<bool>,
+    freezer_state: FreezerState,
 }
 
 impl Default for TestManager {
     fn default() -> Self {
         Self {
             add_task_args: RefCell::new(vec![]),
+            join_args: RefCell::new(vec![]),
             apply_called: RefCell::new(false),
+            freezer_state: FreezerState::Thawed,
         }
     }
 }
@@ -27,6 +31,15 @@ impl CgroupManager for TestManager {
     fn add_task(&self, pid: Pid) -> Result<(), Infallible> {
         self.add_task_args.borrow_mut().push(pid);
         Ok(())
+    }
+
+    fn join(&self, pid: Pid) -> Result<(), Infallible> {
+        self.join_args.borrow_mut().push(pid);
+        Ok(())
+    }
+
+    fn freezer_state(&self) -> Result<FreezerState, Infallible> {
+        Ok(self.freezer_state)
     }
 
     // NOTE: The argument cannot be stored due to lifetime.
@@ -53,6 +66,18 @@ impl CgroupManager for TestManager {
 }
 
 impl TestManager {
+    /// A manager whose cgroup is in this freezer state.
+    pub fn with_freezer_state(freezer_state: FreezerState) -> Self {
+        Self {
+            freezer_state,
+            ..Self::default()
+        }
+    }
+
+    pub fn get_join_args(&self) -> Vec<Pid> {
+        self.join_args.borrow_mut().clone()
+    }
+
     pub fn get_add_task_args(&self) -> Vec<Pid> {
         self.add_task_args.borrow_mut().clone()
     }

@@ -13,7 +13,7 @@ use liboci_cli::{Create, Delete, GlobalOpts, Pause, Resume, Run, Start};
 use super::executor::RuncWordingExecutor;
 use super::{foreground, tty};
 use crate::cli::{root_dir, Kill};
-use crate::{gpu, protect, state};
+use crate::{gpu, logging, protect, state};
 
 /// What `create` and `run` share: inject GPUs into the bundle, then build the container.
 struct CreateRequest<'a> {
@@ -237,11 +237,30 @@ pub fn kill(args: Kill, global: &GlobalOpts) -> Result<u8> {
 pub fn delete(args: Delete, global: &GlobalOpts) -> Result<u8> {
     let root = root_dir(global);
     state::validate_id(&args.container_id)?;
+    let dir = root.join(&args.container_id);
     let container = match state::load(&root, &args.container_id) {
         Ok(container) => container,
+        Err(err) if args.force && dir.join("state.json").exists() => {
+            // The state is there but unreadable: what it would have said is looked up in what
+            // create saved beside it, so that the processes do not outlive their container.
+            tracing::warn!(
+                "{}; removing the container from its saved config",
+                logging::describe(&err)
+            );
+            Container::delete_unloadable(&dir, &args.container_id, global.systemd_cgroup)
+                .with_context(|| {
+                    format!(
+                        "cannot delete container {:?} whose state is unreadable; its state dir {} \
+                         is left: kill the processes of its cgroup, remove the cgroup, then \
+                         remove that dir",
+                        args.container_id,
+                        dir.display()
+                    )
+                })?;
+            return Ok(0);
+        }
         Err(err) => {
             // As runc: a dir without a state file is what an aborted create leaves; remove it.
-            let dir = root.join(&args.container_id);
             if dir.exists() && !dir.join("state.json").exists() {
                 let _ = std::fs::remove_dir_all(&dir);
             }
@@ -265,7 +284,15 @@ pub fn delete(args: Delete, global: &GlobalOpts) -> Result<u8> {
         );
     }
     container
-        .delete(args.force)
+        .delete_with(args.force, |hook, err| {
+            // The OCI runtime spec's rule: a failed poststop hook is a warning, and the
+            // delete goes on.
+            tracing::warn!(
+                "poststop hook {} failed: {}",
+                hook.path().display(),
+                logging::describe(&anyhow!(err))
+            );
+        })
         .context("cannot delete container")?;
     Ok(0)
 }

@@ -556,8 +556,24 @@ impl CgroupManager for Manager {
         Ok(())
     }
 
+    fn join(&self, pid: Pid) -> Result<(), Self::Error> {
+        let procs = self.full_path.join(common::CGROUP_PROCS);
+        if !procs.exists() {
+            return Err(WrappedIoError::Open {
+                err: nix::errno::Errno::ENOENT.into(),
+                path: procs,
+            }
+            .into());
+        }
+        self.add_task(pid)
+    }
+
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error> {
         Ok(self.fs_manager.freeze(state)?)
+    }
+
+    fn freezer_state(&self) -> Result<FreezerState, Self::Error> {
+        Ok(self.fs_manager.freezer_state()?)
     }
 
     fn stats(&self) -> Result<Stats, Self::Error> {

@@ -44,6 +44,25 @@ impl Controller for Freezer {
 }
 
 impl Freezer {
+    /// Sets the cgroup's own freezer state.
+    pub(super) fn set_state(
+        freezer_state: &FreezerState,
+        cgroup_root: &Path,
+    ) -> Result<(), V1FreezerControllerError> {
+        Self::apply(freezer_state, cgroup_root)
+    }
+
+    /// The cgroup's freezer state, which is frozen when an ancestor is. A cgroup still freezing
+    /// counts as frozen: a process joining it would stop all the same.
+    pub(super) fn state(cgroup_root: &Path) -> Result<FreezerState, V1FreezerControllerError> {
+        let state = Self::read_freezer_state(cgroup_root)?;
+        match state.trim() {
+            FREEZER_STATE_THAWED => Ok(FreezerState::Thawed),
+            FREEZER_STATE_FROZEN | FREEZER_STATE_FREEZING => Ok(FreezerState::Frozen),
+            _ => Err(V1FreezerControllerError::UnexpectedState { state }),
+        }
+    }
+
     fn apply(
         freezer_state: &FreezerState,
         cgroup_root: &Path,
@@ -136,6 +155,19 @@ mod tests {
     use super::*;
     use crate::common::{CGROUP_PROCS, FreezerState};
     use crate::test::set_fixture;
+
+    #[test]
+    fn state_of_a_cgroup_being_frozen_is_frozen() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (content, expected) in [
+            ("THAWED\n", FreezerState::Thawed),
+            ("FREEZING\n", FreezerState::Frozen),
+            ("FROZEN\n", FreezerState::Frozen),
+        ] {
+            set_fixture(tmp.path(), CGROUP_FREEZER_STATE, content).unwrap();
+            assert_eq!(Freezer::state(tmp.path()).unwrap(), expected, "{content}");
+        }
+    }
 
     #[test]
     fn test_set_freezer_state() {

@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use super::util::V1MountPointError;
 use super::{ControllerType as CtrlType, util};
 use crate::common::{
     self, AnyCgroupManager, CGROUP_PROCS, CgroupManager, ControllerOpt, FreezerState,
-    JoinSafelyError, PathBufExt, WrapIoResult, WrappedIoError,
+    JoinSafelyError, PathBufExt, WrappedIoError,
 };
 use crate::stats::{PidStatsError, Stats, StatsProvider};
 
@@ -221,26 +220,81 @@ impl CgroupManager for Manager {
         Ok(())
     }
 
-    fn remove(&self) -> Result<(), Self::Error> {
-        for cgroup_path in self.subsystems.values() {
-            if cgroup_path.exists() {
-                tracing::debug!("remove cgroup {:?}", cgroup_path);
-                let procs_path = cgroup_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
-
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-                }
-
-                common::delete_with_retry(cgroup_path, 4, Duration::from_millis(100))?;
+    fn join(&self, pid: Pid) -> Result<(), Self::Error> {
+        // All checked before any is joined, so that a refused join moves the task nowhere.
+        if let Some(missing) = self
+            .subsystems
+            .values()
+            .map(|path| path.join(CGROUP_PROCS))
+            .find(|procs| !procs.exists())
+        {
+            return Err(WrappedIoError::Open {
+                err: nix::errno::Errno::ENOENT.into(),
+                path: missing,
             }
+            .into());
+        }
+        for cgroup_path in self.subsystems.values() {
+            common::write_cgroup_file(cgroup_path.join(CGROUP_PROCS), pid)?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self) -> Result<(), Self::Error> {
+        // Frozen, the processes cannot fork while they are being killed: freezing a v1 cgroup
+        // freezes its whole subtree. A frozen process only dies once thawed, and any cgroup of
+        // the subtree may be frozen on its own, so all of them are thawed afterwards.
+        let freezer = self
+            .subsystems
+            .get(&CtrlType::Freezer)
+            .filter(|path| path.exists());
+        if let Some(freezer) = freezer {
+            if let Err(err) = Freezer::set_state(&FreezerState::Frozen, freezer) {
+                tracing::warn!(?err, path = ?freezer, "cannot freeze the cgroup before killing its processes");
+            }
+        }
+        let pids = self
+            .subsystems
+            .values()
+            .filter(|path| path.exists())
+            .map(|path| common::get_all_pids(path))
+            .collect::<Result<Vec<_>, _>>();
+        if let Ok(pids) = &pids {
+            let mut pids = pids.concat();
+            pids.sort();
+            pids.dedup();
+            common::kill_all(&pids);
+        }
+        // thawed even when the processes could not be listed: frozen, they would hang
+        let thawed = freezer.map(|freezer| {
+            common::cgroup_tree(freezer).map(|dirs| {
+                for dir in dirs {
+                    // (one left frozen keeps its cgroup busy: the removal below says which)
+                    if let Err(err) = Freezer::set_state(&FreezerState::Thawed, &dir) {
+                        tracing::warn!(?err, path = ?dir, "cannot thaw the cgroup");
+                    }
+                }
+            })
+        });
+        pids?;
+        thawed.transpose()?;
+
+        for cgroup_path in self.subsystems.values() {
+            tracing::debug!("remove cgroup {:?}", cgroup_path);
+            common::delete_tree_with_retry(cgroup_path, 10, Duration::from_millis(200))?;
         }
 
         Ok(())
+    }
+
+    fn freezer_state(&self) -> Result<FreezerState, Self::Error> {
+        let Some(freezer) = self.subsystems.get(&CtrlType::Freezer) else {
+            return Ok(FreezerState::Undefined);
+        };
+        match common::nearest_existing_with(freezer, "freezer.state") {
+            Some(dir) => Ok(Freezer::state(&dir)?),
+            None => Ok(FreezerState::Thawed),
+        }
     }
 
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error> {

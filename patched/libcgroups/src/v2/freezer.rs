@@ -45,6 +45,29 @@ impl Controller for Freezer {
 }
 
 impl Freezer {
+    /// Sets the cgroup's own freezer state.
+    pub(super) fn set_state(
+        freezer_state: FreezerState,
+        path: &Path,
+    ) -> Result<(), V2FreezerError> {
+        Self::apply(freezer_state, path)
+    }
+
+    /// Whether the cgroup is frozen, or being frozen, by itself or by an ancestor: a process
+    /// joining it would stop.
+    pub(super) fn effective_state(path: &Path) -> Result<FreezerState, V2FreezerError> {
+        let freeze = path.join(CGROUP_FREEZE);
+        let own = std::fs::read_to_string(&freeze).wrap_read(&freeze)?;
+        let events = path.join(CGROUP_EVENTS);
+        let events = std::fs::read_to_string(&events).wrap_read(&events)?;
+        let frozen = own.trim() == "1" || events.lines().any(|line| line.trim() == "frozen 1");
+        Ok(if frozen {
+            FreezerState::Frozen
+        } else {
+            FreezerState::Thawed
+        })
+    }
+
     fn apply(freezer_state: FreezerState, path: &Path) -> Result<(), V2FreezerError> {
         let state_str = match freezer_state {
             FreezerState::Undefined => return Ok(()),
@@ -149,6 +172,24 @@ mod tests {
     use super::*;
     use crate::common::FreezerState;
     use crate::test::set_fixture;
+
+    #[test]
+    fn a_cgroup_frozen_by_its_parent_is_frozen() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (own, events, expected) in [
+            ("0", "populated 0\nfrozen 0\n", FreezerState::Thawed),
+            ("0", "populated 0\nfrozen 1\n", FreezerState::Frozen),
+            ("1", "populated 1\nfrozen 0\n", FreezerState::Frozen),
+        ] {
+            set_fixture(tmp.path(), CGROUP_FREEZE, own).unwrap();
+            set_fixture(tmp.path(), CGROUP_EVENTS, events).unwrap();
+            assert_eq!(
+                Freezer::effective_state(tmp.path()).unwrap(),
+                expected,
+                "{own} {events}"
+            );
+        }
+    }
 
     #[test]
     fn test_set_freezer_state() {

@@ -241,29 +241,51 @@ impl CgroupManager for Manager {
         Ok(())
     }
 
+    fn join(&self, pid: Pid) -> Result<(), Self::Error> {
+        let procs = self.full_path.join(CGROUP_PROCS);
+        if !procs.exists() {
+            return Err(WrappedIoError::Open {
+                err: Errno::ENOENT.into(),
+                path: procs,
+            }
+            .into());
+        }
+        self.attach_pid(pid)
+    }
+
     fn remove(&self) -> Result<(), Self::Error> {
         if self.full_path.exists() {
             tracing::debug!("remove cgroup {:?}", self.full_path);
             let kill_file = self.full_path.join(CGROUP_KILL);
             if kill_file.exists() {
+                // kills the whole subtree, frozen processes included
                 fs::write(&kill_file, "1").wrap_write(&kill_file, "1")?;
             } else {
-                let procs_path = self.full_path.join(CGROUP_PROCS);
-                let procs = fs::read_to_string(&procs_path).wrap_read(&procs_path)?;
-
-                for line in procs.lines() {
-                    let pid: i32 = line
-                        .parse()
-                        .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))
-                        .wrap_other(&procs_path)?;
-                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                // Frozen, the processes cannot fork while they are being killed; a fatal
+                // signal reaches a frozen process on v2, but it is thawed all the same.
+                let _ = Freezer::set_state(FreezerState::Frozen, &self.full_path);
+                let pids = common::get_all_pids(&self.full_path);
+                if let Ok(pids) = &pids {
+                    common::kill_all(pids);
                 }
+                // thawed even when the processes could not be listed: frozen, they would hang
+                for dir in common::cgroup_tree(&self.full_path)? {
+                    let _ = Freezer::set_state(FreezerState::Thawed, &dir);
+                }
+                pids?;
             }
 
-            common::delete_with_retry(&self.full_path, 4, Duration::from_millis(100))?;
+            common::delete_tree_with_retry(&self.full_path, 10, Duration::from_millis(200))?;
         }
 
         Ok(())
+    }
+
+    fn freezer_state(&self) -> Result<FreezerState, Self::Error> {
+        match common::nearest_existing_with(&self.full_path, "cgroup.freeze") {
+            Some(dir) => Ok(Freezer::effective_state(&dir)?),
+            None => Ok(FreezerState::Thawed),
+        }
     }
 
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error> {

@@ -1,13 +1,15 @@
 use std::fs;
+use std::path::Path;
 
 use libcgroups::common::CgroupManager;
 use libcgroups::{self};
 use nix::sys::signal;
+use oci_spec::runtime::Hook;
 
 use super::{Container, ContainerStatus};
 use crate::config::YoukiConfig;
 use crate::error::LibcontainerError;
-use crate::hooks;
+use crate::hooks::{self, HookError};
 use crate::process::intel_rdt::cleanup_intel_rdt;
 
 impl Container {
@@ -32,6 +34,20 @@ impl Container {
     /// # }
     /// ```
     pub fn delete(&mut self, force: bool) -> Result<(), LibcontainerError> {
+        self.delete_with(force, |hook, err| {
+            tracing::warn!(hook = ?hook.path(), "poststop hook failed, continuing to delete: {err:?}");
+        })
+    }
+
+    /// Deletes the container as [`Container::delete`] does, handing each poststop hook that
+    /// fails to `on_poststop_failure`. The OCI runtime spec makes such a failure a warning:
+    /// the remaining hooks and the delete go on as if the hook had succeeded. The caller says
+    /// where the warning goes.
+    pub fn delete_with(
+        &mut self,
+        force: bool,
+        mut on_poststop_failure: impl FnMut(&Hook, HookError),
+    ) -> Result<(), LibcontainerError> {
         self.refresh_status()?;
 
         tracing::debug!("container status: {:?}", self.status());
@@ -53,7 +69,12 @@ impl Container {
                 // force flag is set. In the force case, we need to clean up any
                 // processes associated with containers.
                 if force {
-                    self.do_kill(signal::Signal::SIGKILL, true)?;
+                    // Removing the cgroup below kills whatever this could not.
+                    if let Err(err) = self.do_kill(signal::Signal::SIGKILL, true) {
+                        tracing::warn!(id = ?self.id(), "cannot kill the container's processes, continuing to delete: {err:?}");
+                        // without its cgroup, the init at least (its pid namespace dies with it)
+                        let _ = self.do_kill(signal::Signal::SIGKILL, false);
+                    }
                     self.set_status(ContainerStatus::Stopped).save()?;
                 } else {
                     tracing::error!(
@@ -98,18 +119,21 @@ impl Container {
                         err
                     })?;
 
-                    if let Some(hooks) = config.hooks.as_ref() {
-                        hooks::run_hooks(
-                            hooks.poststop().as_ref(),
+                    let poststop = config
+                        .hooks
+                        .as_ref()
+                        .and_then(|hooks| hooks.poststop().as_ref());
+                    for hook in poststop.into_iter().flatten() {
+                        // one at a time: a failing hook must not keep the next from running
+                        if let Err(err) = hooks::run_hooks(
+                            Some(&vec![hook.clone()]),
                             Some(&self.state),
                             None,
                             None,
                             None,
-                        )
-                        .map_err(|err| {
-                            tracing::error!(err = ?err, "failed to run post stop hooks");
-                            err
-                        })?;
+                        ) {
+                            on_poststop_failure(hook, err);
+                        }
                     }
                 }
                 Err(err) => {
@@ -132,5 +156,34 @@ impl Container {
         }
 
         Ok(())
+    }
+
+    /// Deletes a container whose state cannot be loaded (say, a corrupt state file), from what
+    /// its state dir `container_root` still tells: the processes in the container's cgroup, found
+    /// from the config saved at create, are killed, the cgroup is removed, then the state dir.
+    /// `systemd` says whether the cgroup is managed by systemd (the state that recorded it is lost).
+    /// Poststop hooks are not run: they are given the state. Fails, removing nothing, when the
+    /// saved config cannot be read either, since the processes could then not be found.
+    pub fn delete_unloadable(
+        container_root: &Path,
+        id: &str,
+        systemd: bool,
+    ) -> Result<(), LibcontainerError> {
+        let config = YoukiConfig::load(container_root)?;
+        let cmanager =
+            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
+                cgroup_path: config.cgroup_path.to_owned(),
+                systemd_cgroup: systemd,
+                container_name: id.to_string(),
+            })?;
+        cmanager.remove().map_err(|err| {
+            tracing::error!(cgroup_path = ?config.cgroup_path, "failed to remove cgroup due to: {err:?}");
+            err
+        })?;
+        tracing::debug!("remove dir {:?}", container_root);
+        fs::remove_dir_all(container_root).map_err(|err| {
+            tracing::error!(?err, path = ?container_root, "failed to remove container dir");
+            LibcontainerError::OtherIO(err)
+        })
     }
 }

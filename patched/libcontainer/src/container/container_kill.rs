@@ -114,20 +114,17 @@ impl Container {
             );
         }
 
-        let pids = cmanager.get_all_pids()?;
-        pids.iter()
-            .try_for_each(|&pid| {
+        // Whatever happens, the cgroup must not be left frozen: its processes would hang.
+        let killed = cmanager.get_all_pids().map(|pids| {
+            pids.iter().try_for_each(|&pid| {
                 tracing::debug!("kill signal {} to {}", signal, pid);
-                let res = signal::kill(pid, signal);
-                match res {
-                    Err(nix::errno::Errno::ESRCH) => {
-                        // the process does not exist, which is what we want
-                        Ok(())
-                    }
-                    _ => res,
+                match signal::kill(pid, signal) {
+                    // the process does not exist, which is what we want
+                    Err(nix::errno::Errno::ESRCH) => Ok(()),
+                    res => res,
                 }
             })
-            .map_err(LibcontainerError::OtherSyscall)?;
+        });
         if let Err(err) = cmanager.freeze(libcgroups::common::FreezerState::Thawed) {
             tracing::warn!(
                 err = ?err,
@@ -135,6 +132,7 @@ impl Container {
                 "failed to thaw container",
             );
         }
+        killed?.map_err(LibcontainerError::OtherSyscall)?;
 
         Ok(())
     }

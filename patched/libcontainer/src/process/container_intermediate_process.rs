@@ -1,6 +1,7 @@
 use std::os::fd::FromRawFd;
+use std::path::Path;
 
-use libcgroups::common::CgroupManager;
+use libcgroups::common::{CgroupManager, FreezerState};
 use nix::unistd::{Gid, Pid, Uid, close, getpid, write};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, LinuxResources};
 
@@ -84,6 +85,7 @@ pub fn container_intermediate_process(
     // the cgroup namespace.
     apply_cgroups(
         &cgroup_manager,
+        &args.cgroup_config.cgroup_path,
         linux.resources().as_ref(),
         matches!(args.container_type, ContainerType::InitContainer),
     )?;
@@ -324,13 +326,35 @@ fn apply_cgroups<
     E: std::error::Error + Send + Sync + 'static,
 >(
     cmanager: &C,
+    cgroup_path: &Path,
     resources: Option<&LinuxResources>,
     init: bool,
 ) -> Result<()> {
     let pid = getpid();
-    cmanager.add_task(pid).map_err(|err| {
+    if init {
+        // A process joining a frozen cgroup stops there, and the create waiting for it would
+        // wait for ever.
+        let state = cmanager.freezer_state().map_err(|err| {
+            IntermediateProcessError::Cgroup(format!(
+                "cannot read the cgroup's freezer state: {err}"
+            ))
+        })?;
+        if state == FreezerState::Frozen {
+            return Err(IntermediateProcessError::Cgroup(format!(
+                "container's cgroup unexpectedly frozen ({}): thaw it, or give the container \
+                 another cgroup",
+                cgroup_path.display()
+            )));
+        }
+        cmanager.add_task(pid)
+    } else {
+        // A tenant (exec) only joins the container's cgroups, or existing sub-cgroups of them:
+        // a cgroup made here would be unknown to the container.
+        cmanager.join(pid)
+    }
+    .map_err(|err| {
         tracing::error!(?pid, ?err, ?init, "failed to add task to cgroup");
-        IntermediateProcessError::Cgroup(err.to_string())
+        IntermediateProcessError::Cgroup(format!("error adding pid {pid} to cgroups: {err}"))
     })?;
 
     if init && let Some(resources) = resources {
@@ -367,7 +391,7 @@ mod tests {
         let resources = LinuxResources::default();
 
         // act
-        apply_cgroups(&cmanager, Some(&resources), true)?;
+        apply_cgroups(&cmanager, Path::new("/c"), Some(&resources), true)?;
 
         // assert
         assert!(cmanager.get_add_task_args().len() == 1);
@@ -386,15 +410,37 @@ mod tests {
         let resources = LinuxResources::default();
 
         // act
-        apply_cgroups(&cmanager, Some(&resources), false)?;
+        apply_cgroups(&cmanager, Path::new("/c"), Some(&resources), false)?;
 
-        // assert
+        // assert: a tenant joins the existing cgroup, it never makes one
+        assert!(cmanager.get_add_task_args().is_empty());
         assert_eq!(
-            cmanager.get_add_task_args()[0],
-            Pid::from_raw(Process::myself()?.pid())
+            cmanager.get_join_args(),
+            vec![Pid::from_raw(Process::myself()?.pid())]
         );
         assert!(!cmanager.apply_called());
         Ok(())
+    }
+
+    #[test]
+    fn apply_cgroup_init_refuses_a_frozen_cgroup() {
+        let cmanager = TestManager::with_freezer_state(FreezerState::Frozen);
+
+        let err = apply_cgroups(
+            &cmanager,
+            Path::new("/c"),
+            Some(&LinuxResources::default()),
+            true,
+        )
+        .unwrap_err();
+
+        assert!(
+            err.to_string()
+                .contains("container's cgroup unexpectedly frozen"),
+            "{err}"
+        );
+        assert!(cmanager.get_add_task_args().is_empty());
+        assert!(!cmanager.apply_called());
     }
 
     #[test]
@@ -403,7 +449,7 @@ mod tests {
         let cmanager = TestManager::default();
 
         // act
-        apply_cgroups(&cmanager, None, true)?;
+        apply_cgroups(&cmanager, Path::new("/c"), None, true)?;
         // assert
         assert_eq!(
             cmanager.get_add_task_args()[0],

@@ -25,6 +25,14 @@ impl CgroupManager for Manager {
         Err(SystemdManagerError::NotEnabled)
     }
 
+    fn join(&self, _pid: nix::unistd::Pid) -> Result<(), Self::Error> {
+        Err(SystemdManagerError::NotEnabled)
+    }
+
+    fn freezer_state(&self) -> Result<crate::common::FreezerState, Self::Error> {
+        Err(SystemdManagerError::NotEnabled)
+    }
+
     fn remove(&self) -> Result<(), Self::Error> {
         Err(SystemdManagerError::NotEnabled)
     }

@@ -25,6 +25,14 @@ impl CgroupManager for Manager {
         Err(V1ManagerError::NotEnabled)
     }
 
+    fn join(&self, _pid: nix::unistd::Pid) -> Result<(), Self::Error> {
+        Err(V1ManagerError::NotEnabled)
+    }
+
+    fn freezer_state(&self) -> Result<crate::common::FreezerState, Self::Error> {
+        Err(V1ManagerError::NotEnabled)
+    }
+
     fn remove(&self) -> Result<(), Self::Error> {
         Err(V1ManagerError::NotEnabled)
     }
