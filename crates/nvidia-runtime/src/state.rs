@@ -218,7 +218,22 @@ mod tests {
 
     #[test]
     fn an_id_is_reserved_once_and_a_dead_creator_s_is_taken_over() {
-        let root = tempfile::tempdir().unwrap();
+        struct TempRoot(PathBuf);
+        impl TempRoot {
+            fn path(&self) -> &Path {
+                &self.0
+            }
+        }
+        impl Drop for TempRoot {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let root = TempRoot(std::env::temp_dir().join(format!(
+            "nvidia-runtime-reserve-{}",
+            std::process::id()
+        )));
+        std::fs::create_dir_all(root.path()).unwrap();
         let first = reserve(root.path(), "a").unwrap();
         // the same process again (as after its re-exec): kept
         let again = reserve(root.path(), "a").unwrap();
