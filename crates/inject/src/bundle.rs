@@ -311,7 +311,13 @@ fn recover(bundle: &Path) -> Result<(), Owner> {
                 pid = record.owner.pid,
                 "undoing what an interrupted create left in the bundle"
             );
-            restore(bundle, &record.undo);
+            // A config.json without our marker is not the one it wrote (say, a fresh one
+            // written since for the next create): that stays.
+            let ours = fs::read(bundle.join("config.json"))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+                .is_some_and(|spec| crate::apply::already_injected(&spec));
+            restore(bundle, &record.undo, ours);
         }
         Some(_) => {
             // a commit that did not get to tidy up
@@ -367,17 +373,18 @@ pub(crate) fn begin(bundle: &Path, original: String, undo: &mut Undo) -> Result<
         undo: undo.clone(),
     };
     if let Err(err) = write_record(bundle, &record) {
-        restore(bundle, undo);
+        restore(bundle, undo, true);
         return Err(err);
     }
     Ok(())
 }
 
-/// Puts the bundle back as it was before the create `undo` describes (the lock is held).
-pub(crate) fn restore(bundle: &Path, undo: &Undo) {
+/// Puts the bundle back as it was before the create `undo` describes (the lock is held);
+/// `config.json` too when `config_too`.
+pub(crate) fn restore(bundle: &Path, undo: &Undo, config_too: bool) {
     let config_path = bundle.join("config.json");
     let unchanged = fs::read(&config_path).is_ok_and(|now| now == undo.original.as_bytes());
-    if !unchanged {
+    if config_too && !unchanged {
         if let Err(err) = write_config(bundle, undo.original.as_bytes()) {
             tracing::error!("cannot put back config.json: {err}");
         }
@@ -459,7 +466,7 @@ pub(crate) fn rollback(undo: &Undo) {
         return;
     };
     match read_record(bundle) {
-        Some(record) if record.is_pending_of(&Owner::this_process()) => restore(bundle, undo),
+        Some(record) if record.is_pending_of(&Owner::this_process()) => restore(bundle, undo, true),
         _ => tracing::warn!(bundle = %bundle.display(), "no pending injection of ours to undo"),
     }
 }

@@ -230,7 +230,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         };
         bundle::begin(bundle, original, &mut undo)?;
         if let Err(err) = write_config(bundle, &serialise(&spec)) {
-            bundle::restore(bundle, &undo);
+            bundle::restore(bundle, &undo, true);
             return Err(err);
         }
         timings.total_us = started.elapsed().as_micros() as u64;
@@ -329,7 +329,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let summary = match rewrite() {
         Ok(summary) => summary,
         Err(err) => {
-            bundle::restore(bundle, &undo);
+            bundle::restore(bundle, &undo, true);
             return Err(err);
         }
     };

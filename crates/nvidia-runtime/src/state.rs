@@ -229,10 +229,9 @@ mod tests {
                 let _ = std::fs::remove_dir_all(&self.0);
             }
         }
-        let root = TempRoot(std::env::temp_dir().join(format!(
-            "nvidia-runtime-reserve-{}",
-            std::process::id()
-        )));
+        let root = TempRoot(
+            std::env::temp_dir().join(format!("nvidia-runtime-reserve-{}", std::process::id())),
+        );
         std::fs::create_dir_all(root.path()).unwrap();
         let first = reserve(root.path(), "a").unwrap();
         // the same process again (as after its re-exec): kept
