@@ -288,3 +288,41 @@ fn an_edited_request_is_injected_again_and_number_text_is_kept() {
         "{err}"
     );
 }
+
+#[test]
+fn a_name_too_long_for_our_files_leaves_the_bundle_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    // <bundle>/config.json fits in PATH_MAX; <bundle>/.nvidia-runtime/record.json does not
+    let mut parent = dir.path().to_path_buf();
+    let want = 4075 - "/bundle".len();
+    while parent.as_os_str().len() + 201 <= want {
+        parent.push("d".repeat(200));
+    }
+    let rest = want - parent.as_os_str().len() - 1;
+    parent.push("e".repeat(rest));
+    // the rootfs (root.path absolute) where its paths fit
+    let short = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let bundle = parent.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    assert_eq!(bundle.as_os_str().len(), 4075);
+    let text = std::fs::read_to_string(short.join("config.json"))
+        .unwrap()
+        .replace("\"rootfs\"", &format!("{:?}", short.join("rootfs")));
+    std::fs::write(bundle.join("config.json"), &text).unwrap();
+    let original = std::fs::read(bundle.join("config.json")).unwrap();
+
+    let err = inject_bundle(&bundle, &config(&root)).unwrap_err();
+    assert!(err.to_string().contains("File name too long"), "{err}");
+    assert_eq!(std::fs::read(bundle.join("config.json")).unwrap(), original);
+    let mut left: Vec<String> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["config.json"]);
+    let libdir = short.join("rootfs/usr/lib/x86_64-linux-gnu");
+    assert_eq!(std::fs::read_dir(&libdir).unwrap().count(), 0);
+}
