@@ -132,8 +132,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// What `rollback` would undo, as data: the runtime hands it to its sealed re-exec, which
-    /// creates the container (see the binary's `protect.rs`).
+    /// What `rollback` would undo, kept by the caller until the create succeeds or fails (the
+    /// same is in the bundle's record, for [`adopt`] after a re-exec).
     pub fn undo(&self) -> Option<Undo> {
         match self {
             Outcome::Rewritten { undo, .. } => Some((**undo).clone()),
