@@ -386,7 +386,9 @@ pub(crate) fn restore(bundle: &Path, undo: &Undo, config_too: bool) {
     let unchanged = fs::read(&config_path).is_ok_and(|now| now == undo.original.as_bytes());
     if config_too && !unchanged {
         if let Err(err) = write_config(bundle, undo.original.as_bytes()) {
+            // The pending record stays, so the next create of the bundle finishes this.
             tracing::error!("cannot put back config.json: {err}");
+            return;
         }
     }
     let rootfs = serde_json::from_str::<Value>(&undo.original)
