@@ -211,7 +211,9 @@ test_kill_signal_names() {
         gone "$id"
     done
 
-    new_container kill-default sh -c 'trap "exit 0" TERM; sleep 1000 & wait'
+    # (signalled only once the trap is set: before, pid 1 of a pid namespace ignores TERM)
+    new_container kill-default sh -c 'trap "exit 0" TERM; touch /trap-set; sleep 1000 & wait'
+    wait_for 10 test -e "$TEST_TMP/kill-default/rootfs/trap-set" || true
     capture rt kill kill-default
     assert_rc 0 "kill without a signal succeeds"
     wait_for 5 status_is kill-default stopped || true

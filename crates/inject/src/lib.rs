@@ -9,18 +9,18 @@
 //! Everything but `rootfs` and the final write is a pure function of its inputs.
 
 pub mod apply;
+pub mod bundle;
 pub mod config;
 pub mod plan;
 pub mod request;
 pub mod require;
 pub mod rootfs;
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use bundle::{adopt, commit, write_config, BundleLock, Owner};
 pub use config::{Config, ConfigError};
 pub use plan::{Edits, PlanError};
 pub use request::{Devices, Request, RequestError};
@@ -60,6 +60,30 @@ pub enum InjectError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot lock bundle {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "bundle {path} is being injected by another create (pid {pid}), which did not finish in \
+         30 s; try again once it has"
+    )]
+    Busy { path: PathBuf, pid: i32 },
+    #[error(
+        "{path} carries the annotation {annotation} but the bundle holds no record of that \
+         injection ({ARTIFACTS_DIR}/record.json): it was copied from another bundle or edited; \
+         give the container its config.json from before the injection",
+        annotation = apply::MARKER_ANNOTATION
+    )]
+    MarkerWithoutRecord { path: PathBuf },
+    #[error(
+        "{path} was edited after nvidia-runtime injected GPUs into it, in what the injection \
+         also changed ({fields}); give the container its config.json from before the injection"
+    )]
+    EditedAfterInjection { path: PathBuf, fields: String },
+    #[error("the injection record for {path} cannot be used: {reason}")]
+    Record { path: PathBuf, reason: String },
 }
 
 /// Microseconds spent in each stage of one injection (for the log and `hack/bench`).
@@ -108,8 +132,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// What `rollback` would undo, as data: the runtime hands it to its sealed re-exec, which
-    /// creates the container (see the binary's `protect.rs`).
+    /// What `rollback` would undo, kept by the caller until the create succeeds or fails (the
+    /// same is in the bundle's record, for [`adopt`] after a re-exec).
     pub fn undo(&self) -> Option<Undo> {
         match self {
             Outcome::Rewritten { undo, .. } => Some((**undo).clone()),
@@ -125,29 +149,31 @@ impl Outcome {
     }
 }
 
-/// How to put a rewritten bundle back as it was.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// How to put a rewritten bundle back as it was. Kept in the bundle's record (see
+/// `bundle.rs`), so it names nothing outside the bundle: `config.json` is the bundle's, and
+/// the rootfs paths are container paths, resolved inside the rootfs that `original` names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Undo {
-    pub config_path: PathBuf,
-    /// `config.json` as it was, byte for byte.
+    /// The bundle; never stored, always the one the record was read from.
+    #[serde(skip)]
+    pub bundle: PathBuf,
+    /// `config.json` as it was before this create, byte for byte.
     pub original: String,
     /// SONAME links that did not exist before.
     pub created_links: Vec<PathBuf>,
     /// Paths in the rootfs that did not exist before, shallowest first: directories and mount
     /// points we or libcontainer may create; a failed create removes those still empty.
     pub new_paths: Vec<PathBuf>,
-    pub rootfs: Option<PathBuf>,
+    /// Whether this create made `<bundle>/.nvidia-runtime` (else what was in it is set aside
+    /// until the create commits).
+    pub made_dir: bool,
 }
 
 impl Undo {
+    /// Puts the bundle back as it was before this process injected it; nothing when the
+    /// pending injection in the bundle is not this process's.
     pub fn rollback(&self) {
-        let _ = write_atomically(&self.config_path, self.original.as_bytes());
-        if let Some(bundle) = self.config_path.parent() {
-            let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
-        }
-        if let Some(rootfs) = self.rootfs.as_deref().and_then(|p| Rootfs::open(p).ok()) {
-            rootfs.take_away(&self.created_links, &self.new_paths);
-        }
+        bundle::rollback(self);
     }
 }
 
@@ -155,38 +181,63 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let started = std::time::Instant::now();
     let mut clock = Stopwatch::start();
     let mut timings = Timings::default();
+    // Held until we return: one create at a time changes a bundle, and what a killed one left
+    // is undone first.
+    let _lock = BundleLock::acquire_settled(bundle)?;
     let config_path = bundle.join("config.json");
-    let original = std::fs::read(&config_path).map_err(|source| InjectError::Read {
+    let before = std::fs::read(&config_path).map_err(|source| InjectError::Read {
         path: config_path.clone(),
         source,
     })?;
-    let mut spec: Value =
-        serde_json::from_slice(&original).map_err(|source| InjectError::Parse {
-            path: config_path.clone(),
-            source,
-        })?;
-    if apply::already_injected(&spec) {
-        return Ok(Outcome::AlreadyInjected);
-    }
+    let current: Value = serde_json::from_slice(&before).map_err(|source| InjectError::Parse {
+        path: config_path.clone(),
+        source,
+    })?;
+    // serde_json parsed it, so it is UTF-8; lossy only to keep the type honest
+    let before = String::from_utf8_lossy(&before).into_owned();
+
+    // Injected already? Only our record can say so: the marker annotation is in a file anyone
+    // can write or copy. An injected config.json edited since is injected again from the
+    // original with the edits, so a changed request is honoured.
+    let (mut spec, original) = if apply::already_injected(&current) {
+        let Some(record) = bundle::read_record(bundle) else {
+            return Err(InjectError::MarkerWithoutRecord { path: config_path });
+        };
+        if record.is_pending_of(&Owner::this_process()) || record.wrote(&current) {
+            return Ok(Outcome::AlreadyInjected);
+        }
+        let spec = record.original_with_edits(&current, &config_path)?;
+        tracing::info!("config.json was edited since it was injected; injecting it again");
+        let text = String::from_utf8_lossy(&serialise(&spec)).into_owned();
+        (spec, Some(text))
+    } else {
+        (current, None)
+    };
+    let edited = original.is_some();
+    let original = original.unwrap_or_else(|| before.clone());
 
     let hook_removed = request::remove_gpu_hooks(&mut spec);
     let Some(request) = request::parse(&spec, config)? else {
-        if !hook_removed {
+        if !hook_removed && !edited {
             return Ok(Outcome::NotRequested);
         }
-        // `--gpus` with NVIDIA_VISIBLE_DEVICES=void: the hook must still go.
-        write_atomically(&config_path, &serialise(&spec))?;
+        // `--gpus` with NVIDIA_VISIBLE_DEVICES=void: the hook must still go; an injected
+        // config.json edited to ask for nothing: our edits must go.
+        let mut undo = Undo {
+            bundle: bundle.to_owned(),
+            original: before,
+            ..Undo::default()
+        };
+        bundle::begin(bundle, original, &mut undo)?;
+        if let Err(err) = write_config(bundle, &serialise(&spec)) {
+            bundle::restore(bundle, &undo, true);
+            return Err(err);
+        }
         timings.total_us = started.elapsed().as_micros() as u64;
         return Ok(Outcome::Rewritten {
             summary: "hook removed, no GPU requested".into(),
             timings,
-            undo: Box::new(Undo {
-                config_path,
-                original: String::from_utf8_lossy(&original).into_owned(),
-                created_links: Vec::new(),
-                new_paths: Vec::new(),
-                rootfs: None,
-            }),
+            undo: Box::new(undo),
         });
     };
     timings.read_spec_us = clock.lap();
@@ -235,61 +286,58 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             }
         }
     }
-
-    let links: Vec<(&Path, &str)> = edits
+    // Known before anything is made, so the record written first covers a create killed
+    // half-way: a link we make is one whose path did not exist.
+    let created_links: Vec<PathBuf> = edits
         .symlinks
         .iter()
-        .map(|l| (l.link.as_path(), l.target.as_str()))
+        .filter(|l| new_paths.contains(&l.link))
+        .map(|l| l.link.clone())
         .collect();
-    let mut created_links = Vec::new();
-    let outcomes = match rootfs.symlinks(&links) {
-        Ok(outcomes) => outcomes,
-        Err(err) => {
-            // the links made before the failing one are not known: take away what is new
-            rootfs.take_away(&[], &new_paths);
-            return Err(err.into());
-        }
+    let mut undo = Undo {
+        bundle: bundle.to_owned(),
+        original: before,
+        created_links,
+        new_paths,
+        made_dir: false,
     };
-    for (&(link, _), outcome) in links.iter().zip(outcomes) {
-        match outcome {
-            rootfs::LinkOutcome::Created => created_links.push(link.to_owned()),
-            rootfs::LinkOutcome::Replaced | rootfs::LinkOutcome::AlreadyRight => {}
-            rootfs::LinkOutcome::KeptImageFile => {
+    bundle::begin(bundle, original, &mut undo)?;
+
+    let mut rewrite = || -> Result<String, InjectError> {
+        let links: Vec<(&Path, &str)> = edits
+            .symlinks
+            .iter()
+            .map(|l| (l.link.as_path(), l.target.as_str()))
+            .collect();
+        let outcomes = rootfs.symlinks(&links)?;
+        for (&(link, _), outcome) in links.iter().zip(outcomes) {
+            if outcome == rootfs::LinkOutcome::KeptImageFile {
                 tracing::debug!(link = %link.display(), "image has its own file there; kept")
             }
         }
-    }
-    timings.rootfs_links_us = clock.lap();
-    let cache_path = match write_ld_cache(bundle, &rootfs, &edits) {
-        Ok(path) => path,
+        timings.rootfs_links_us = clock.lap();
+        let cache_path = write_ld_cache(bundle, &rootfs, &edits)?;
+        timings.ld_cache_us = clock.lap();
+
+        apply::apply(&mut spec, &edits, Some(&cache_path));
+        let summary = summarise(&edits, &request);
+        apply::mark(&mut spec, &summary);
+        write_config(bundle, &serialise(&spec))?;
+        timings.write_spec_us = clock.lap();
+        Ok(summary)
+    };
+    let summary = match rewrite() {
+        Ok(summary) => summary,
         Err(err) => {
-            rootfs.take_away(&created_links, &new_paths);
+            bundle::restore(bundle, &undo, true);
             return Err(err);
         }
     };
-    timings.ld_cache_us = clock.lap();
-
-    apply::apply(&mut spec, &edits, Some(&cache_path));
-    let summary = summarise(&edits, &request);
-    apply::mark(&mut spec, &summary);
-    if let Err(err) = write_atomically(&config_path, &serialise(&spec)) {
-        rootfs.take_away(&created_links, &new_paths);
-        let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
-        return Err(err);
-    }
-    timings.write_spec_us = clock.lap();
     timings.total_us = started.elapsed().as_micros() as u64;
     Ok(Outcome::Rewritten {
         summary,
         timings,
-        undo: Box::new(Undo {
-            config_path,
-            // serde_json parsed it, so it is UTF-8; lossy only to keep the type honest
-            original: String::from_utf8_lossy(&original).into_owned(),
-            created_links,
-            new_paths,
-            rootfs: Some(rootfs_path),
-        }),
+        undo: Box::new(undo),
     })
 }
 
@@ -357,38 +405,4 @@ fn summarise(edits: &Edits, request: &Request) -> String {
 
 fn serialise(spec: &Value) -> Vec<u8> {
     serde_json::to_vec(spec).expect("a serde_json::Value always serialises")
-}
-
-/// Temp file in the same dir, then rename: a reader (libcontainer, `exec` later, a retry) sees
-/// the old or the new file, never half of one, whatever happens to us in between.
-///
-/// No fsync: it would only add durability across a power loss, and a bundle does not outlive
-/// one (containerd and dockerd rebuild bundles, and the containers are gone). On a disk-backed
-/// bundle dir it cost ~0.3 ms per container (docs/benchmarks.md).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), InjectError> {
-    let write_err = |source| InjectError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o644);
-    let tmp = dir.join(format!(
-        ".{}.nvidia-runtime-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(write_err)
 }

@@ -176,3 +176,153 @@ fn refused_requests_write_nothing() {
         std::fs::remove_dir_all(&bundle).unwrap();
     }
 }
+
+fn spec_of(bundle: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap()
+}
+
+fn gpu_minors(bundle: &Path) -> Vec<String> {
+    spec_of(bundle)["linux"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap().to_owned())
+        .filter(|p| p.trim_start_matches("/dev/nvidia").parse::<u32>().is_ok())
+        .collect()
+}
+
+#[test]
+fn a_create_killed_half_way_is_undone_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let original = std::fs::read(bundle.join("config.json")).unwrap();
+    let libdir = bundle.join("rootfs/usr/lib/x86_64-linux-gnu");
+    inject_bundle(&bundle, &config(&root)).unwrap();
+    // As a create killed before it committed leaves it: pending, its process gone.
+    let record_path = bundle.join(".nvidia-runtime/record.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    assert_eq!(record["committed"], false);
+    record["owner"]["pid"] = serde_json::json!(999_999_999);
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    std::fs::write(bundle.join(".config.json.nvidia-runtime-tmp"), "half").unwrap();
+
+    // The next injection (another GPU) undoes it first, then injects from the original.
+    std::fs::write(
+        bundle.join("config.json"),
+        String::from_utf8(original.clone())
+            .unwrap()
+            .replace("NVIDIA_VISIBLE_DEVICES=0", "NVIDIA_VISIBLE_DEVICES=1"),
+    )
+    .unwrap();
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    assert_eq!(gpu_minors(&bundle), vec!["/dev/nvidia0".to_string()]);
+    assert!(!bundle.join(".config.json.nvidia-runtime-tmp").exists());
+    outcome.rollback();
+    assert!(!bundle.join(".nvidia-runtime").exists());
+    assert_eq!(std::fs::read_dir(&libdir).unwrap().count(), 0);
+}
+
+#[test]
+fn an_edited_request_is_injected_again_and_number_text_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=all"]);
+    let big = "123456789012345678901234567890";
+    let text = std::fs::read_to_string(bundle.join("config.json"))
+        .unwrap()
+        .replacen('{', &format!("{{\"x-big\": {big}, \"x-float\": 1.10,"), 1);
+    std::fs::write(bundle.join("config.json"), &text).unwrap();
+    let first = inject_bundle(&bundle, &config(&root)).unwrap();
+    assert_eq!(gpu_minors(&bundle).len(), 2);
+    let written = std::fs::read_to_string(bundle.join("config.json")).unwrap();
+    assert!(written.contains(&format!("\"x-big\":{big}")), "{written}");
+    assert!(written.contains("\"x-float\":1.10"), "{written}");
+    inject::commit(&bundle).unwrap();
+    drop(first);
+
+    // Unchanged but for whitespace: already injected.
+    let pretty = serde_json::to_vec_pretty(&spec_of(&bundle)).unwrap();
+    std::fs::write(bundle.join("config.json"), pretty).unwrap();
+    assert!(matches!(
+        inject_bundle(&bundle, &config(&root)).unwrap(),
+        Outcome::AlreadyInjected
+    ));
+    // Edited to ask for GPU 1: injected again, GPU 1 only (minor 0), every node once.
+    let edited = std::fs::read_to_string(bundle.join("config.json"))
+        .unwrap()
+        .replace("NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_VISIBLE_DEVICES=1");
+    std::fs::write(bundle.join("config.json"), &edited).unwrap();
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    assert!(matches!(outcome, Outcome::Rewritten { .. }));
+    assert_eq!(gpu_minors(&bundle), vec!["/dev/nvidia0".to_string()]);
+    let spec = spec_of(&bundle);
+    let ctl = spec["linux"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["path"] == "/dev/nvidiactl")
+        .count();
+    assert_eq!(ctl, 1);
+    // A failed create of the edited bundle puts back the edited file and the first injection.
+    outcome.rollback();
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("config.json")).unwrap(),
+        edited
+    );
+    assert!(bundle.join(".nvidia-runtime/record.json").is_file());
+    assert!(bundle.join(".nvidia-runtime/ld.so.cache").is_file());
+    assert!(!bundle.join(".nvidia-runtime/previous").exists());
+
+    // Our marker in a config.json the bundle has no record of: refused, naming it.
+    std::fs::remove_dir_all(bundle.join(".nvidia-runtime")).unwrap();
+    let err = inject_bundle(&bundle, &config(&root)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("io.github.nvidia-runtime.injected"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_name_too_long_for_our_files_leaves_the_bundle_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    // <bundle>/config.json fits in PATH_MAX; <bundle>/.nvidia-runtime/record.json does not
+    let mut parent = dir.path().to_path_buf();
+    let want = 4075 - "/bundle".len();
+    while parent.as_os_str().len() + 201 <= want {
+        parent.push("d".repeat(200));
+    }
+    let rest = want - parent.as_os_str().len() - 1;
+    parent.push("e".repeat(rest));
+    // the rootfs (root.path absolute) where its paths fit
+    let short = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let bundle = parent.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    assert_eq!(bundle.as_os_str().len(), 4075);
+    let text = std::fs::read_to_string(short.join("config.json"))
+        .unwrap()
+        .replace("\"rootfs\"", &format!("{:?}", short.join("rootfs")));
+    std::fs::write(bundle.join("config.json"), &text).unwrap();
+    let original = std::fs::read(bundle.join("config.json")).unwrap();
+
+    let err = inject_bundle(&bundle, &config(&root)).unwrap_err();
+    assert!(err.to_string().contains("File name too long"), "{err}");
+    assert_eq!(std::fs::read(bundle.join("config.json")).unwrap(), original);
+    let mut left: Vec<String> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["config.json"]);
+    let libdir = short.join("rootfs/usr/lib/x86_64-linux-gnu");
+    assert_eq!(std::fs::read_dir(&libdir).unwrap().count(), 0);
+}

@@ -68,6 +68,16 @@ pub enum CacheUse {
     NotStored,
 }
 
+/// The runtime build that finds the files: another build (an upgrade, a downgrade) may find
+/// them differently, so it never takes an entry this one stored.
+fn runtime_build() -> String {
+    format!(
+        "{}+{}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("NVIDIA_RUNTIME_COMMIT").unwrap_or("unknown")
+    )
+}
+
 /// The driver files for `key`, from `dir` when every witness still matches, else from
 /// `discover` (whose result is stored when it is settled).
 pub(crate) fn driver_files(
@@ -76,6 +86,17 @@ pub(crate) fn driver_files(
     settle: Duration,
     discover: impl FnOnce() -> DriverFiles,
 ) -> (DriverFiles, CacheUse) {
+    driver_files_of_build(dir, &runtime_build(), key, settle, discover)
+}
+
+fn driver_files_of_build(
+    dir: &Path,
+    build: &str,
+    key: &str,
+    settle: Duration,
+    discover: impl FnOnce() -> DriverFiles,
+) -> (DriverFiles, CacheUse) {
+    let key = &format!("runtime {build}\n{key}");
     let path = dir.join(file_name(key));
     match load(dir, &path, key) {
         Ok(Some(files)) => return (files, CacheUse::Hit),
@@ -288,6 +309,11 @@ fn prune(dir: &Path) {
 mod tests {
     use super::*;
 
+    /// Where `lookup` stores its entry.
+    fn entry_path(cache: &Path) -> PathBuf {
+        cache.join(file_name(&format!("runtime {}\nkey", runtime_build())))
+    }
+
     fn files(name: &str) -> DriverFiles {
         DriverFiles {
             libraries: Vec::new(),
@@ -370,7 +396,7 @@ mod tests {
         let mut runs = 0;
         let z = Duration::ZERO;
         lookup(&cache, t.path(), "a", z, &mut runs);
-        let entry = cache.join(file_name("key"));
+        let entry = entry_path(&cache);
         fs::set_permissions(&entry, fs::Permissions::from_mode(0o666)).unwrap();
         let (got, how) = lookup(&cache, t.path(), "b", z, &mut runs);
         assert_eq!((got, runs), (files("b"), 2));
@@ -394,13 +420,31 @@ mod tests {
     }
 
     #[test]
+    fn another_runtime_build_finds_the_files_again() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = t.path().join("cache");
+        let z = Duration::ZERO;
+        let mut runs = 0;
+        let mut lookup_as = |build: &str, name: &str| {
+            driver_files_of_build(&cache, build, "key", z, || {
+                runs += 1;
+                files(name)
+            })
+        };
+        assert_eq!(lookup_as("0.1.0+old", "a").1, CacheUse::Stored);
+        assert_eq!(lookup_as("0.1.0+old", "x"), (files("a"), CacheUse::Hit));
+        assert_eq!(lookup_as("0.2.0+new", "b"), (files("b"), CacheUse::Stored));
+        assert_eq!(runs, 2, "the upgraded runtime found the files itself");
+    }
+
+    #[test]
     fn a_damaged_entry_is_found_again() {
         let t = tempfile::tempdir().unwrap();
         let cache = t.path().join("cache");
         let mut runs = 0;
         let z = Duration::ZERO;
         lookup(&cache, t.path(), "a", z, &mut runs);
-        fs::write(cache.join(file_name("key")), b"{\"format\":").unwrap();
+        fs::write(entry_path(&cache), b"{\"format\":").unwrap();
         let (got, how) = lookup(&cache, t.path(), "b", z, &mut runs);
         assert_eq!((got, how, runs), (files("b"), CacheUse::Stored, 2));
     }

@@ -26,57 +26,35 @@ struct CreateRequest<'a> {
     detach: bool,
 }
 
-/// The checks of a create that touch nothing, then the GPU injection. Runs in the unsealed
-/// process, beside the copy of the binary (`protect.rs`); the sealed process then finds the
-/// injection handed over and goes on with it.
+/// The checks of a create, the reservation of its id, then the GPU injection. Runs in the
+/// unsealed process, beside the copy of the binary (`protect.rs`), and again in the sealed
+/// process, which finds the id reserved and the bundle injected by its own first process and
+/// goes on with both.
 fn check_and_inject(
     id: &str,
     bundle: &Path,
     global: &GlobalOpts,
 ) -> Result<(PathBuf, gpu::Injection)> {
     let root = root_dir(global);
+    state::validate_id(id)?;
     let bundle = std::fs::canonicalize(bundle)
         .with_context(|| format!("cannot use bundle {}", bundle.display()))?;
-    // Taken first, so that a check failing here (a racing create of the same id) still undoes
-    // what the unsealed process injected.
-    let handed_over = gpu::take_handed_over(&bundle);
-    let checked = state::validate_id(id).and_then(|()| {
-        if root.join(id).exists() {
-            // Checked before the bundle is touched, so a duplicate id changes nothing on disk.
-            bail!("container with id {id:?} already exists");
-        }
-        Ok(())
-    });
-    if let Err(err) = checked {
-        if let Some(injection) = handed_over {
-            injection.rollback();
-        }
-        return Err(err);
-    }
-    let injection = match handed_over {
-        Some(injection) => injection,
-        None => gpu::prepare_bundle(&bundle).with_context(|| {
-            format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display())
-        })?,
-    };
-    Ok((bundle, injection))
+    // Before the bundle is touched: of two creates of one id, the loser changes nothing.
+    let reservation = state::reserve(&root, id)?;
+    let injection = gpu::prepare_bundle(&bundle)
+        .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
+    Ok((bundle, injection.reserved(reservation)))
 }
 
-/// For `create` and `run` in the unsealed process: check and inject, and say how the sealed
-/// process finds the result.
+/// For `create` and `run` in the unsealed process: check, reserve and inject. The sealed
+/// process finds what this did on disk; nothing is passed in its environment.
 pub fn inject_before_reexec(
     id: &str,
     bundle: &Path,
     global: &GlobalOpts,
 ) -> Result<(gpu::Injection, protect::Env)> {
-    let (bundle, injection) = check_and_inject(id, bundle, global)?;
-    match gpu::hand_over(&bundle, &injection) {
-        Ok(env) => Ok((injection, vec![env])),
-        Err(err) => {
-            injection.rollback();
-            Err(err)
-        }
-    }
+    let (_, injection) = check_and_inject(id, bundle, global)?;
+    Ok((injection, Vec::new()))
 }
 
 fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Container> {
@@ -101,17 +79,25 @@ fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Containe
         });
 
     match built {
-        Ok(container) => Ok(container),
+        Ok(mut container) => {
+            if let Err(err) = injection.commit() {
+                let _ = container.delete(true);
+                injection.rollback();
+                return Err(err);
+            }
+            Ok(container)
+        }
         Err(err) => {
             if !matches!(err, LibcontainerError::Exist) {
                 // libcontainer cleans up after most failures, but not after those between
                 // making the state dir and forking; a failed create must leave nothing behind.
+                // (The id is reserved by us, so the dir is ours.)
                 let dir = root.join(req.id);
                 if dir.exists() {
                     let _ = std::fs::remove_dir_all(&dir);
                 }
-                injection.rollback();
             }
+            injection.rollback();
             Err(anyhow!(err)).context("cannot create container")
         }
     }
