@@ -204,6 +204,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         None => inventory::discover_with(&config.roots(), &options)?,
     };
     timings.inventory_us = clock.lap();
+    require::check_gpus_readable(&inventory, &request.devices)?;
     let gpus = plan::select_gpus(&inventory, &request.devices)?;
     if !request.disable_require {
         require::check(
