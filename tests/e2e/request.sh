@@ -281,6 +281,6 @@ test_missing_config_file() {
 }
 
 run_tests \
-    test_device_list_mounts_only_from_dev_null \
+    test_proc_driver_shows_only_the_given_gpus test_device_list_mounts_only_from_dev_null \
     test_gpu_without_information test_module_and_library_versions_differ test_missing_config_file
 e2e_finish

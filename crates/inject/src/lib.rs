@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod driver_proc;
 pub mod plan;
 pub mod request;
 pub mod require;
@@ -216,7 +217,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let rootfs_path = rootfs_path(bundle, &spec)?;
     let rootfs = Rootfs::open(&rootfs_path)?;
     let lib_dir = rootfs.library_dir();
-    let edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
+    let mut edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
     timings.plan_us = clock.lap();
 
     // What does not exist yet where links and mounts go: we make the links' directories,
@@ -269,6 +270,14 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         }
     };
     timings.ld_cache_us = clock.lap();
+    match driver_proc::prepare(bundle, &spec, &config.proc_root, &gpus) {
+        Ok(mounts) => edits.mounts.extend(mounts),
+        Err(err) => {
+            rootfs.take_away(&created_links, &new_paths);
+            let _ = std::fs::remove_dir_all(bundle.join(ARTIFACTS_DIR));
+            return Err(err);
+        }
+    }
 
     apply::apply(&mut spec, &edits, Some(&cache_path));
     let summary = summarise(&edits, &request);
