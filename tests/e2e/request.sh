@@ -17,7 +17,8 @@
 #    the directory, and a directory that is not a bus id makes every index ambiguous (refused)
 #    while UUIDs still work;
 #  - a kernel module whose version is not the installed libraries' is refused, naming both;
-#  - NVIDIA_CTK_CONFIG_FILE_PATH naming a missing file is an error naming that file.
+#  - NVIDIA_CTK_CONFIG_FILE_PATH naming a missing file, or a config naming a missing driver
+#    root, is an error naming that file or directory.
 source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
 need_cmd gcc gcc
@@ -91,6 +92,8 @@ run_refused() {
     assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "$label: nothing else left in the bundle"
     assert_eq "" "$(ls -A "$STATE")" "$label: no state left"
 }
+
+run_refused_with_config() { NVIDIA_CTK_CONFIG_FILE_PATH=$1 run_refused "$2"; }
 
 # --- /proc/driver/nvidia in the container ---------------------------------------
 
@@ -278,6 +281,15 @@ test_missing_config_file() {
     assert_not_contains "$ERR" "/proc/driver/nvidia/version" "…and does not blame the driver"
     assert_contains "$(grep '"level":"error"' "$log" | tail -n 1)" "$missing" "…the last JSON error line names the file too"
     assert_eq "" "$(ls -A "$STATE")" "…no state left"
+
+    # a root the file names that does not exist (a driver container not up yet)
+    local cfg=$TEST_TMP/missing-root.toml
+    write_config "$cfg" "$TEST_TMP/no-such-driver-root" "$SIM"
+    bundle missing-root NVIDIA_VISIBLE_DEVICES=all
+    run_refused_with_config "$cfg" "[nvidia-container-cli] root names a missing directory"
+    assert_contains "$ERR" "$TEST_TMP/no-such-driver-root" "…the error names the directory"
+    assert_contains "$ERR" "[nvidia-container-cli] root" "…and the key"
+    assert_contains "$ERR" "$cfg" "…and the file"
 }
 
 run_tests \

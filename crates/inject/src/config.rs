@@ -15,6 +15,12 @@ pub const PATH_ENV: &str = "NVIDIA_CTK_CONFIG_FILE_PATH";
 pub enum ConfigError {
     #[error("config file {path} named by {PATH_ENV} does not exist: create it, or unset {PATH_ENV} to use {DEFAULT_PATH}")]
     Missing { path: PathBuf },
+    #[error("config file {path}: {key} = {dir:?} is not a directory: fix the path, or remove the key to use the default")]
+    NoSuchRoot {
+        path: PathBuf,
+        key: &'static str,
+        dir: PathBuf,
+    },
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -121,7 +127,11 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path),
+            Ok(text) => {
+                let config = Self::parse(&text, &path)?;
+                config.check_roots(&path)?;
+                Ok(config)
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && explicit => {
                 Err(ConfigError::Missing { path })
             }
@@ -187,6 +197,27 @@ impl Config {
         let dev_root = reader.string("nvidia-runtime", "dev-root")?;
         config.warnings = unknown_keys(&table);
         Ok(config.with_default_dev_root(dev_root.map(PathBuf::from)))
+    }
+
+    /// The roots must exist: a driver root that is not there yet (a driver container still
+    /// starting) would give containers GPUs without the driver's files, and the error of a
+    /// missing proc root would blame the driver instead of the file. (Unset, each is `/` or the
+    /// driver root.)
+    fn check_roots(&self, path: &Path) -> Result<(), ConfigError> {
+        for (key, dir) in [
+            ("[nvidia-container-cli] root", &self.driver_root),
+            ("[nvidia-runtime] dev-root", &self.dev_root),
+            ("[nvidia-runtime] proc-root", &self.proc_root),
+        ] {
+            if !dir.is_dir() {
+                return Err(ConfigError::NoSuchRoot {
+                    path: path.to_owned(),
+                    key,
+                    dir: dir.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn with_default_dev_root(mut self, explicit: Option<PathBuf>) -> Self {
@@ -458,10 +489,23 @@ inventory-cache = "/var/cache/x"
         let present = dir.path().join("c.toml");
         std::fs::write(&present, "disable-require = true\n").unwrap();
         assert!(
-            Config::load_from(Some(present.into()))
+            Config::load_from(Some(present.clone().into()))
                 .unwrap()
                 .disable_require
         );
+
+        // so must the roots it sets
+        let text = format!(
+            "[nvidia-container-cli]\nroot = {:?}\n[nvidia-runtime]\nproc-root = \"/no/such/proc\"\n",
+            dir.path()
+        );
+        std::fs::write(&present, text).unwrap();
+        let err = Config::load_from(Some(present.into())).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::NoSuchRoot { key, .. } if key.contains("proc-root")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/no/such/proc"), "{err}");
     }
 
     #[test]
