@@ -7,9 +7,17 @@
 #   - nvidia-smi -L inside equals the host's; a CUDA kernel returns the right answer;
 #     ldconfig -p lists libcuda.so.1; the same with a read-only rootfs and by UUID;
 #   - NVIDIA_VISIBLE_DEVICES=none / void / unset, and a bad UUID, behave as documented;
-#   - a GPU the container was not given cannot be opened even after mknod (cgroup v2 rules).
+#   - a GPU the container was not given cannot be opened even after mknod (cgroup v2 rules);
+#   - each GPU alone, by index and by UUID (any number of GPUs, one included): nvidia-smi -L
+#     inside lists exactly that GPU; after it ran (NVML makes the nodes of the GPUs it sees in
+#     /proc/driver/nvidia) /dev has exactly that GPU's node; /proc/driver/nvidia/gpus shows only
+#     it and params says ModifyDeviceFiles: 0; a CUDA program runs on it and sees only it; every
+#     other GPU, mknod'ed, cannot be opened.
+# Bundles get Docker's default device rules ("mknod any device"; CAP_MKNOD where asked), so a
+# device node the container should not have can be made, as in a Docker container.
 #
 # usage: tests/gpu/run.sh RUNTIME BUSYBOX OUTDIR     (as root)
+# Prints "N passed, M failed" last; every case's output is in OUTDIR/gpu-validation.log.
 set -uo pipefail
 
 RUNTIME=$(readlink -f "${1:?runtime binary}")
@@ -34,12 +42,30 @@ HOST_SMI=$(nvidia-smi -L)
 say "host nvidia-smi -L: $HOST_SMI"
 GPU0_UUID=$(nvidia-smi --query-gpu=uuid --format=csv,noheader | head -n1)
 
-say "== building the CUDA program"
+say "== building the CUDA programs"
 cp "$HERE/vecadd.cu" "$W/"
-if ! nvcc -O2 -cudart static -o "$W/vecadd" "$W/vecadd.cu" >>"$LOG" 2>&1; then
-    fail "nvcc build"
-    exit 1
-fi
+# whichgpu: the UUID of the GPU CUDA runs on (device 0) and how many it sees.
+cat >"$W/whichgpu.cu" <<'EOF'
+#include <cstdio>
+#include <cuda_runtime.h>
+int main() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) { printf("whichgpu: no device\n"); return 1; }
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) { printf("whichgpu: no properties\n"); return 1; }
+    const unsigned char *u = (const unsigned char *)p.uuid.bytes;
+    printf("whichgpu count=%d uuid=GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\n", n,
+           u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    return 0;
+}
+EOF
+for prog in vecadd whichgpu; do
+    if ! nvcc -O2 -cudart static -o "$W/$prog" "$W/$prog.cu" >>"$LOG" 2>&1; then
+        fail "nvcc build of $prog"
+        say "$PASSED passed, $FAILED failed"
+        exit 1
+    fi
+done
 
 # The image: busybox, the host's glibc (only what ldd lists for our program and for nvidia-smi,
 # minus anything NVIDIA), ldconfig, the CUDA program. No driver file, no ld.so.cache.
@@ -49,8 +75,8 @@ cp "$BUSYBOX" "$ROOTFS/bin/busybox"
 for tool in sh ls cat grep mknod head echo id env readlink wc sort sed; do
     ln -sf busybox "$ROOTFS/bin/$tool"
 done
-cp "$W/vecadd" "$ROOTFS/usr/bin/vecadd"
-for bin in "$W/vecadd" "$(command -v nvidia-smi)"; do
+cp "$W/vecadd" "$W/whichgpu" "$ROOTFS/usr/bin/"
+for bin in "$W/vecadd" "$W/whichgpu" "$(command -v nvidia-smi)"; do
     ldd "$bin" | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}' | while read -r lib; do
         case "$lib" in */nvidia*|*libnvidia*|*libcuda*|"") continue ;; esac
         cp -L "$lib" "$ROOTFS/lib/x86_64-linux-gnu/" 2>/dev/null || true
@@ -88,7 +114,10 @@ config = {
         {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]},
     ],
     "linux": {
-        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        # Docker's defaults: nothing may be opened but what is given, any device may be mknod'ed
+        "resources": {"devices": [{"allow": False, "access": "rwm"},
+                                  {"allow": True, "type": "c", "access": "m"},
+                                  {"allow": True, "type": "b", "access": "m"}]},
         "namespaces": [{"type": t} for t in ["pid", "ipc", "uts", "mount", "network"]],
         "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
         "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
@@ -160,7 +189,53 @@ echo "$OUTPUT" | grep -q 'Operation not permitted' && pass "unrequested GPU deni
 run_case allowed-control "[$CU]" 0 "CAP_MKNOD" 'mknod /dev/nv0 c 195 0 && head -c0 /dev/nv0; echo "open rc=$?"'
 echo "$OUTPUT" | grep -q 'open rc=0' && pass "control: a requested GPU opens after mknod" || fail "control: requested GPU did not open"
 
+say "== each GPU alone, by index and by UUID"
+# index, UUID, minor and /proc directory of every GPU, in nvidia-smi's order
+IDS=() UUIDS=() MINORS=() BUSES=()
+while IFS=, read -r idx uuid bus; do
+    bus=$(echo "$bus" | tr 'A-F' 'a-f')
+    bus=${bus: -12}     # 00000000:18:00.0 (nvidia-smi) -> 0000:18:00.0 (/proc)
+    minor=$(sed -n 's/^Device Minor:[[:space:]]*//p' "/proc/driver/nvidia/gpus/$bus/information")
+    IDS+=("$idx") UUIDS+=("$uuid") MINORS+=("$minor") BUSES+=("$bus")
+done < <(nvidia-smi --query-gpu=index,uuid,pci.bus_id --format=csv,noheader | tr -d ' ')
+say "GPUs: ${#IDS[@]}; index/UUID/minor/bus: $(for k in "${!IDS[@]}"; do printf '%s/%s/%s/%s ' "${IDS[k]}" "${UUIDS[k]}" "${MINORS[k]}" "${BUSES[k]}"; done)"
+[ ${#IDS[@]} -ge 1 ] && pass "nvidia-smi lists ${#IDS[@]} GPU(s), each with its minor" || fail "no GPU listed by nvidia-smi"
+
+# section NAME : the lines of $OUTPUT between "--NAME" and the next "--…" line
+section() { echo "$OUTPUT" | sed -n "/^--$1\$/,/^--/p" | sed '1d;/^--/d'; }
+for k in "${!IDS[@]}"; do
+    others=""
+    for j in "${!IDS[@]}"; do [ "$j" != "$k" ] && others="$others ${MINORS[j]}"; done
+    for form in index uuid; do
+        id=${IDS[k]}
+        [ $form = uuid ] && id=${UUIDS[k]}
+        label="GPU ${IDS[k]} by $form ($id)"
+        # nvidia-smi runs first: it is what would make the nodes of GPUs /proc shows
+        run_case "gpu${IDS[k]}-$form" "[\"NVIDIA_VISIBLE_DEVICES=$id\", \"NVIDIA_DRIVER_CAPABILITIES=compute,utility\"]" 0 "CAP_MKNOD" \
+            "echo --smi; nvidia-smi -L 2>&1; echo --nodes; ls /dev/nvidia[0-9]* 2>&1; echo --proc; ls /proc/driver/nvidia/gpus 2>&1; grep ModifyDeviceFiles /proc/driver/nvidia/params 2>&1; echo --cuda; vecadd 2>&1; whichgpu 2>&1; echo --others; for m in $others; do mknod /dev/other\$m c 195 \$m 2>&1 && head -c0 /dev/other\$m 2>&1 && echo \"open \$m: opened\"; done; echo --end"
+        smi=$(section smi | grep '^GPU ')
+        [ "$(echo "$smi" | grep -c .)" = 1 ] && echo "$smi" | grep -q "${UUIDS[k]}" \
+            && pass "$label: nvidia-smi -L lists exactly that GPU" || fail "$label: nvidia-smi -L: $smi"
+        nodes=$(section nodes)
+        [ "$nodes" = "/dev/nvidia${MINORS[k]}" ] \
+            && pass "$label: /dev has exactly its node /dev/nvidia${MINORS[k]}, even after nvidia-smi" || fail "$label: /dev has: $(echo $nodes)"
+        [ "$(section proc | head -n1)" = "${BUSES[k]}" ] && [ "$(section proc | wc -l)" = 2 ] \
+            && section proc | grep -q '^ModifyDeviceFiles: 0$' \
+            && pass "$label: /proc/driver/nvidia/gpus shows only its bus id; ModifyDeviceFiles: 0" || fail "$label: /proc/driver/nvidia: $(section proc | tr '\n' ' ')"
+        section cuda | grep -q '^vecadd OK' && section cuda | grep -q "^whichgpu count=1 uuid=${UUIDS[k]}\$" \
+            && pass "$label: CUDA runs on it and sees only it" || fail "$label: CUDA: $(section cuda | tr '\n' ' ')"
+        if [ -z "$others" ]; then
+            say "     $label: no other GPU on this host to try"
+        elif [ "$(section others | grep -c 'Operation not permitted')" = "$(echo $others | wc -w)" ] && ! section others | grep -q opened; then
+            pass "$label: every other GPU (minor$others), mknod'ed, cannot be opened"
+        else
+            fail "$label: other GPUs: $(section others | tr '\n' ' ')"
+        fi
+        [ $RC -eq 0 ] && pass "$label: exit code 0" || fail "$label: exit code $RC"
+    done
+done
+
 say "== state dir after all runs: $(ls "$STATE" 2>/dev/null | wc -l) entries"
-say "SUMMARY passed=$PASSED failed=$FAILED"
+say "$PASSED passed, $FAILED failed"
 rm -rf "$W"
 [ $FAILED -eq 0 ]

@@ -13,6 +13,14 @@ pub const PATH_ENV: &str = "NVIDIA_CTK_CONFIG_FILE_PATH";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("config file {path} named by {PATH_ENV} does not exist: create it, or unset {PATH_ENV} to use {DEFAULT_PATH}")]
+    Missing { path: PathBuf },
+    #[error("config file {path}: {key} = {dir:?} is not a directory: fix the path, or remove the key to use the default")]
+    NoSuchRoot {
+        path: PathBuf,
+        key: &'static str,
+        dir: PathBuf,
+    },
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -106,13 +114,27 @@ const NVIDIA_KEYS_WITHOUT_EFFECT: &[&str] = &[
 ];
 
 impl Config {
-    /// `$NVIDIA_CTK_CONFIG_FILE_PATH`, else the default path; a missing file means defaults.
+    /// `$NVIDIA_CTK_CONFIG_FILE_PATH`, else the default path. A missing default file means
+    /// defaults; a missing file the variable names is an error, since defaults would then
+    /// fail later with a message about something else (the driver under `/`, typically).
     pub fn load() -> Result<Self, ConfigError> {
-        let path = std::env::var_os(PATH_ENV)
+        Self::load_from(std::env::var_os(PATH_ENV).filter(|p| !p.is_empty()))
+    }
+
+    fn load_from(named: Option<std::ffi::OsString>) -> Result<Self, ConfigError> {
+        let explicit = named.is_some();
+        let path = named
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path),
+            Ok(text) => {
+                let config = Self::parse(&text, &path)?;
+                config.check_roots(&path)?;
+                Ok(config)
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && explicit => {
+                Err(ConfigError::Missing { path })
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 Ok(Self::default().with_default_dev_root(None))
             }
@@ -175,6 +197,27 @@ impl Config {
         let dev_root = reader.string("nvidia-runtime", "dev-root")?;
         config.warnings = unknown_keys(&table);
         Ok(config.with_default_dev_root(dev_root.map(PathBuf::from)))
+    }
+
+    /// The roots must exist: a driver root that is not there yet (a driver container still
+    /// starting) would give containers GPUs without the driver's files, and the error of a
+    /// missing proc root would blame the driver instead of the file. (Unset, each is `/` or the
+    /// driver root.)
+    fn check_roots(&self, path: &Path) -> Result<(), ConfigError> {
+        for (key, dir) in [
+            ("[nvidia-container-cli] root", &self.driver_root),
+            ("[nvidia-runtime] dev-root", &self.dev_root),
+            ("[nvidia-runtime] proc-root", &self.proc_root),
+        ] {
+            if !dir.is_dir() {
+                return Err(ConfigError::NoSuchRoot {
+                    path: path.to_owned(),
+                    key,
+                    dir: dir.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn with_default_dev_root(mut self, explicit: Option<PathBuf>) -> Self {
@@ -431,6 +474,38 @@ inventory-cache = "/var/cache/x"
         let text = "[nvidia-container-cli]\nroot = \"/nonexistent\"\n";
         let config = Config::parse(text, Path::new("c.toml")).unwrap();
         assert_eq!(config.dev_root, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.toml");
+        let err = Config::load_from(Some(missing.clone().into())).unwrap_err();
+        assert!(matches!(&err, ConfigError::Missing { path } if *path == missing));
+        let message = err.to_string();
+        assert!(message.contains(&*missing.to_string_lossy()), "{message}");
+        assert!(message.contains(PATH_ENV), "{message}");
+
+        let present = dir.path().join("c.toml");
+        std::fs::write(&present, "disable-require = true\n").unwrap();
+        assert!(
+            Config::load_from(Some(present.clone().into()))
+                .unwrap()
+                .disable_require
+        );
+
+        // so must the roots it sets
+        let text = format!(
+            "[nvidia-container-cli]\nroot = {:?}\n[nvidia-runtime]\nproc-root = \"/no/such/proc\"\n",
+            dir.path()
+        );
+        std::fs::write(&present, text).unwrap();
+        let err = Config::load_from(Some(present.into())).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::NoSuchRoot { key, .. } if key.contains("proc-root")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/no/such/proc"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod bundle;
 pub mod config;
+pub mod driver_proc;
 pub mod plan;
 pub mod request;
 pub mod require;
@@ -255,6 +256,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         None => inventory::discover_with(&config.roots(), &options)?,
     };
     timings.inventory_us = clock.lap();
+    require::check_gpus_readable(&inventory, &request.devices)?;
     let gpus = plan::select_gpus(&inventory, &request.devices)?;
     if !request.disable_require {
         require::check(
@@ -266,7 +268,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let rootfs_path = rootfs_path(bundle, &spec)?;
     let rootfs = Rootfs::open(&rootfs_path)?;
     let lib_dir = rootfs.library_dir();
-    let edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
+    let mut edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
     timings.plan_us = clock.lap();
 
     // What does not exist yet where links and mounts go: we make the links' directories,
@@ -318,6 +320,11 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         timings.rootfs_links_us = clock.lap();
         let cache_path = write_ld_cache(bundle, &rootfs, &edits)?;
         timings.ld_cache_us = clock.lap();
+        // After the new paths were listed: these destinations are in the container's procfs,
+        // never in its rootfs.
+        edits
+            .mounts
+            .extend(driver_proc::prepare(bundle, &spec, &config.proc_root, &gpus)?);
 
         apply::apply(&mut spec, &edits, Some(&cache_path));
         let summary = summarise(&edits, &request);

@@ -162,23 +162,59 @@ fn strip_cdi_kind(id: &str) -> String {
     id.strip_prefix("nvidia.com/gpu=").unwrap_or(id).to_owned()
 }
 
+/// A device list mounted by a trusted component (the Kubernetes device plugin): one mount of
+/// `/dev/null` per device id at `DEVICE_LIST_MOUNT_DIR/<id>`. Only `/dev/null` counts, as in
+/// NVIDIA's toolkit: whoever writes the pod spec can mount a volume (an `emptyDir`) at that
+/// path, but not the host's `/dev/null` where the hardened setup forbids host paths.
 fn devices_from_mounts(spec: &Value) -> Option<Devices> {
-    let prefix = format!("{DEVICE_LIST_MOUNT_DIR}/");
-    let ids: Vec<String> = spec
-        .get("mounts")
-        .and_then(Value::as_array)?
-        .iter()
-        .filter_map(|mount| mount.get("destination").and_then(Value::as_str))
-        .filter_map(|dest| dest.strip_prefix(&prefix))
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-        .map(str::to_owned)
-        .collect();
+    let mut seen: Vec<String> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for mount in spec.get("mounts").and_then(Value::as_array)? {
+        let field = |name| mount.get(name).and_then(Value::as_str).map(clean_path);
+        let (Some(source), Some(destination)) = (field("source"), field("destination")) else {
+            continue;
+        };
+        if source != "/dev/null" || seen.contains(&destination) {
+            continue;
+        }
+        let Some(id) = destination
+            .strip_prefix(DEVICE_LIST_MOUNT_DIR)
+            .and_then(|rest| rest.strip_prefix('/'))
+        else {
+            continue;
+        };
+        let id = strip_cdi_kind(id);
+        if !id.is_empty() && !id.contains('/') {
+            ids.push(id);
+        }
+        seen.push(destination);
+    }
     if ids.is_empty() {
         None
     } else if ids.iter().any(|id| id == "all") {
         Some(Devices::All)
     } else {
         Some(Devices::List(ids))
+    }
+}
+
+/// Lexically cleaned, as Go's `filepath.Clean` (which NVIDIA's toolkit applies to both ends of
+/// a mount): `/dev//null` is `/dev/null`, `/a/b/../c/` is `/a/c`.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    if path.starts_with('/') {
+        format!("/{}", parts.join("/"))
+    } else {
+        parts.join("/")
     }
 }
 
@@ -380,13 +416,53 @@ mod tests {
         let mut s = spec(&["NVIDIA_VISIBLE_DEVICES=all"]);
         s["mounts"] = json!([
             {"destination": "/var/run/nvidia-container-devices/GPU-1", "source": "/dev/null"},
+            {"destination": "/var/run/nvidia-container-devices//3/", "source": "/dev//null"},
             {"destination": "/var/run/nvidia-container-devices/3", "source": "/dev/null"},
+            {"destination": "/var/run/nvidia-container-devices/nvidia.com/gpu=4", "source": "/dev/null"},
             {"destination": "/proc", "source": "proc"}
         ]);
         assert_eq!(
             parse(&s, &config).unwrap().unwrap().devices,
-            Devices::List(vec!["GPU-1".into(), "3".into()])
+            Devices::List(vec!["GPU-1".into(), "3".into(), "4".into()])
         );
+    }
+
+    #[test]
+    fn device_list_mounts_count_only_from_dev_null() {
+        let config = Config {
+            accept_envvar_unprivileged: false,
+            accept_volume_mounts: true,
+            ..Config::default()
+        };
+        let mut s = spec(&["NVIDIA_VISIBLE_DEVICES=all"]);
+        // an emptyDir, a host file, a tmpfs: anyone may mount those at the path
+        s["mounts"] = json!([
+            {"destination": "/var/run/nvidia-container-devices/all", "source": "/var/lib/kubelet/pods/x/volumes/kubernetes.io~empty-dir/d"},
+            {"destination": "/var/run/nvidia-container-devices/0", "source": "/etc/hostname"},
+            {"destination": "/var/run/nvidia-container-devices/1", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/var/run/nvidia-container-devices/2"}
+        ]);
+        assert_eq!(parse(&s, &config).unwrap(), None);
+        s["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/var/run/nvidia-container-devices/2", "source": "/dev/null"}),
+        );
+        assert_eq!(
+            parse(&s, &config).unwrap().unwrap().devices,
+            Devices::List(vec!["2".into()])
+        );
+    }
+
+    #[test]
+    fn paths_are_cleaned_like_go() {
+        for (raw, clean) in [
+            ("/dev//null", "/dev/null"),
+            ("/a/./b/../c/", "/a/c"),
+            ("/../x", "/x"),
+            ("/", "/"),
+            ("a//b", "a/b"),
+        ] {
+            assert_eq!(clean_path(raw), clean, "{raw}");
+        }
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! separate variables must all hold. `arch` and `brand` must hold for every GPU given.
 
 use std::cmp::Ordering;
+use std::path::PathBuf;
 
 use inventory::{Gpu, Inventory};
+
+use crate::request::Devices;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequireError {
@@ -21,6 +24,115 @@ pub enum RequireError {
         expression: String,
         reason: String,
     },
+    #[error(transparent)]
+    UnreadableGpu(#[from] UnreadableGpuError),
+}
+
+/// Why the GPUs asked for cannot be told apart from a GPU whose information cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UnreadableGpuError {
+    #[error("NVIDIA GPU {id:?} cannot be given: the driver's information about it cannot be read ({}: {reason}). Check that GPU on the host (dmesg, nvidia-smi -q), then reload the nvidia kernel module or reboot; meanwhile ask for other GPUs by UUID", dir.display())]
+    Unreadable {
+        id: String,
+        dir: PathBuf,
+        reason: String,
+    },
+    #[error("NVIDIA GPU {id:?} is not among the GPUs whose information can be read, and it may be one whose information cannot: {dirs}. Check that GPU on the host (dmesg, nvidia-smi -q), then reload the nvidia kernel module or reboot")]
+    MaybeUnreadable { id: String, dirs: String },
+    #[error("GPU index {id:?} is ambiguous on this host: {} is no PCI bus id and its information cannot be read ({reason}), so the GPUs cannot be numbered in bus order as nvidia-smi does. Ask for GPUs by UUID, or reload the nvidia kernel module or reboot", dir.display())]
+    AmbiguousIndex {
+        id: String,
+        dir: PathBuf,
+        reason: String,
+    },
+    #[error("all GPUs requested, but the driver's information about some cannot be read, so they cannot be given: {dirs}. Ask for the GPUs you need by UUID or index, or check those GPUs on the host (dmesg, nvidia-smi -q), then reload the nvidia kernel module or reboot")]
+    All { dirs: String },
+}
+
+/// Refuses a request that touches a GPU whose `/proc/driver/nvidia/gpus/<bus id>/information`
+/// cannot be read, or an index such a GPU makes uncertain, rather than hand out another GPU
+/// than the one asked for. `all` is refused too: the container would silently get fewer GPUs
+/// than the host has (NVIDIA's toolkit, which enumerates with NVML, would give the GPU whose
+/// minor we cannot know).
+///
+/// Unlike `check`, this is no requirement of the image: `NVIDIA_DISABLE_REQUIRE` does not skip it.
+pub fn check_gpus_readable(inventory: &Inventory, devices: &Devices) -> Result<(), RequireError> {
+    Ok(unreadable_gpus_touched(inventory, devices)?)
+}
+
+fn unreadable_gpus_touched(
+    inventory: &Inventory,
+    devices: &Devices,
+) -> Result<(), UnreadableGpuError> {
+    let unreadable = &inventory.unreadable_gpus;
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    let describe_all = || {
+        unreadable
+            .iter()
+            .map(|u| format!("{} ({})", u.dir.display(), u.reason))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ids = match devices {
+        Devices::NoGpus => return Ok(()),
+        Devices::All => {
+            return Err(UnreadableGpuError::All {
+                dirs: describe_all(),
+            })
+        }
+        Devices::List(ids) => ids,
+    };
+    for id in ids {
+        if let Ok(index) = id.parse::<u32>() {
+            if let Some(u) = unreadable.iter().find(|u| u.index.is_none()) {
+                return Err(UnreadableGpuError::AmbiguousIndex {
+                    id: id.clone(),
+                    dir: u.dir.clone(),
+                    reason: u.reason.clone(),
+                });
+            }
+            if let Some(u) = unreadable.iter().find(|u| u.index == Some(index)) {
+                return Err(UnreadableGpuError::Unreadable {
+                    id: id.clone(),
+                    dir: u.dir.clone(),
+                    reason: u.reason.clone(),
+                });
+            }
+            continue;
+        }
+        let wanted = id.to_ascii_lowercase();
+        let is_bus_id_of = |dir: &std::path::Path| {
+            dir.file_name()
+                .is_some_and(|name| same_bus_id(&name.to_string_lossy(), &wanted))
+        };
+        if let Some(u) = unreadable.iter().find(|u| is_bus_id_of(&u.dir)) {
+            return Err(UnreadableGpuError::Unreadable {
+                id: id.clone(),
+                dir: u.dir.clone(),
+                reason: u.reason.clone(),
+            });
+        }
+        let readable = inventory
+            .gpus
+            .iter()
+            .any(|g| g.uuid.eq_ignore_ascii_case(id) || same_bus_id(&g.bus_id, &wanted));
+        // MIG names and plain typos are left to GPU selection, which names them.
+        if !readable && id.starts_with("GPU-") {
+            return Err(UnreadableGpuError::MaybeUnreadable {
+                id: id.clone(),
+                dirs: describe_all(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// nvidia-smi prints bus ids with an 8-digit domain, /proc with 4; both name one GPU.
+fn same_bus_id(have: &str, wanted: &str) -> bool {
+    let normalise = |s: &str| s.to_ascii_lowercase().trim_start_matches('0').to_owned();
+    normalise(have) == normalise(wanted)
 }
 
 /// What constraints are checked against.
@@ -230,6 +342,7 @@ mod tests {
             architecture: "hopper".into(),
             compute_capability: Some(cc),
             mig_enabled: false,
+            proc_dir: "/proc/driver/nvidia/gpus/0000:00:06.0".into(),
             device: DeviceNode {
                 host_path: "/dev/nvidia0".into(),
                 container_path: "/dev/nvidia0".into(),
@@ -299,5 +412,58 @@ mod tests {
                 other => panic!("{bad}: {other:?}"),
             }
         }
+    }
+
+    fn host_with_unreadable(index: Option<u32>) -> Inventory {
+        let mut readable = gpu("nvidia", (9, 0));
+        readable.index = 2;
+        Inventory {
+            driver_version: "580.159.04".into(),
+            cuda_version: Some((13, 0)),
+            gpus: vec![readable],
+            control_devices: Vec::new(),
+            mig_caps: Vec::new(),
+            libraries: Vec::new(),
+            binaries: Vec::new(),
+            firmware: Vec::new(),
+            ipc: Vec::new(),
+            mig_enabled: false,
+            unreadable_gpus: vec![inventory::UnreadableGpu {
+                dir: "/proc/driver/nvidia/gpus/0000:2a:00.0".into(),
+                index,
+                reason: "it has no information file".into(),
+            }],
+        }
+    }
+
+    fn list(ids: &[&str]) -> Devices {
+        Devices::List(ids.iter().map(|id| id.to_string()).collect())
+    }
+
+    #[test]
+    fn a_gpu_whose_information_cannot_be_read_is_never_handed_out() {
+        let host = host_with_unreadable(Some(1));
+        assert!(unreadable_gpus_touched(&host, &list(&["2"])).is_ok());
+        assert!(unreadable_gpus_touched(&host, &list(&["GPU-1"])).is_ok());
+        assert!(unreadable_gpus_touched(&host, &Devices::NoGpus).is_ok());
+        let err = unreadable_gpus_touched(&host, &list(&["2", "1"])).unwrap_err();
+        assert!(matches!(&err, UnreadableGpuError::Unreadable { id, .. } if id == "1"));
+        assert!(err.to_string().contains("0000:2a:00.0"), "{err}");
+        let err = unreadable_gpus_touched(&host, &list(&["00000000:2A:00.0"])).unwrap_err();
+        assert!(matches!(err, UnreadableGpuError::Unreadable { .. }));
+        let err = unreadable_gpus_touched(&host, &list(&["GPU-unknown"])).unwrap_err();
+        assert!(matches!(err, UnreadableGpuError::MaybeUnreadable { .. }));
+        let err = unreadable_gpus_touched(&host, &Devices::All).unwrap_err();
+        assert!(err.to_string().contains("by UUID"), "{err}");
+        // a typo that is no UUID is left to GPU selection
+        assert!(unreadable_gpus_touched(&host, &list(&["bogus"])).is_ok());
+    }
+
+    #[test]
+    fn an_unplaceable_gpu_makes_every_index_ambiguous() {
+        let host = host_with_unreadable(None);
+        let err = unreadable_gpus_touched(&host, &list(&["0"])).unwrap_err();
+        assert!(matches!(err, UnreadableGpuError::AmbiguousIndex { .. }));
+        assert!(unreadable_gpus_touched(&host, &list(&["GPU-1"])).is_ok());
     }
 }

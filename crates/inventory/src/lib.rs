@@ -28,6 +28,7 @@ mod fsx;
 mod libraries;
 mod model;
 mod procfs;
+mod versions;
 
 use std::io;
 use std::path::PathBuf;
@@ -123,6 +124,23 @@ pub struct Inventory {
     pub ipc: Vec<HostFile>,
     /// Whether any GPU has MIG instances (see [`Gpu::mig_enabled`]).
     pub mig_enabled: bool,
+    /// GPU directories under `/proc/driver/nvidia/gpus` whose information cannot be read: GPUs
+    /// the driver has but that cannot be handed out (their minor is unknown). They keep their
+    /// place in bus order, so the other GPUs keep their indices.
+    #[serde(default)]
+    pub unreadable_gpus: Vec<UnreadableGpu>,
+}
+
+/// A GPU directory whose `information` file is missing, unreadable or not what the driver writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableGpu {
+    /// The directory, e.g. `/proc/driver/nvidia/gpus/0000:2a:00.0` under the proc root.
+    pub dir: PathBuf,
+    /// The index it takes in bus order; `None` when its name is no PCI bus id, so that its
+    /// place, and with it every index on this host, is unknown.
+    pub index: Option<u32>,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 impl Inventory {
@@ -174,6 +192,9 @@ pub struct Gpu {
     pub mig_enabled: bool,
     /// `/dev/nvidia<minor>`.
     pub device: DeviceNode,
+    /// Its directory under the proc root's `proc/driver/nvidia/gpus` (named by its bus id).
+    #[serde(default)]
+    pub proc_dir: PathBuf,
 }
 
 /// A character device under the dev root.
@@ -247,6 +268,18 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The kernel module's version is not that of the installed driver libraries.
+    #[error("the NVIDIA kernel module is version {module_version} ({version_file}) but the installed driver libraries are version {library_version} ({library}): a driver upgrade is half done. Reboot, or unload and reload the nvidia kernel modules, so that the module matches the libraries (or install the libraries of version {module_version})")]
+    VersionMismatch {
+        /// The loaded module's version.
+        module_version: String,
+        /// Where it was read.
+        version_file: PathBuf,
+        /// The library found at another version.
+        library: PathBuf,
+        /// Its version.
+        library_version: String,
+    },
     /// A GPU information file is not what the driver writes.
     #[error("invalid GPU information in {path}: {reason}")]
     GpuInfo {
@@ -291,8 +324,10 @@ fn discover_from(
         .or_else(|| cuda::for_driver(&driver_version));
 
     let mig = procfs::mig_minors(&roots.proc_);
+    let listing = procfs::gpus(&roots.proc_)?;
+    let gpus_dir = roots.proc_.join(procfs::GPUS_DIR);
     let mut gpus = Vec::new();
-    for (index, info) in procfs::gpus(&roots.proc_)?.into_iter().enumerate() {
+    for (index, dir_name, info) in listing.gpus {
         let path = format!("/dev/nvidia{}", info.minor);
         let Some(device) = devices::node(&roots.dev, &path, IfMissing::Warn) else {
             tracing::warn!(uuid = %info.uuid, index, "GPU left out: its device node is missing");
@@ -303,7 +338,8 @@ fn discover_from(
             None => ("unknown".to_string(), None),
         };
         gpus.push(Gpu {
-            index: index as u32,
+            index,
+            proc_dir: gpus_dir.join(dir_name),
             brand: model::brand(&info.model).to_string(),
             architecture,
             compute_capability,
@@ -354,6 +390,13 @@ fn discover_from(
         binaries,
         firmware,
     } = files;
+    versions::check(
+        &roots.driver,
+        &roots.proc_,
+        &driver_version,
+        &libraries,
+        &|capability| options.wants(capability),
+    )?;
     // Sockets and the MPS pipe dir are the state of running daemons, under /run and /tmp whose
     // mtimes change with every file anyone makes there: looked up for every container, never
     // cached (a cached lookup would be re-checked, and re-made, every time anyway).
@@ -364,6 +407,7 @@ fn discover_from(
         Inventory {
             mig_enabled: gpus.iter().any(|g| g.mig_enabled),
             mig_caps: devices::mig_caps(&roots.dev),
+            unreadable_gpus: listing.unreadable,
             driver_version,
             cuda_version,
             gpus,

@@ -8,7 +8,7 @@ use crate::fsx;
 use crate::Error;
 
 pub(crate) const VERSION_FILE: &str = "proc/driver/nvidia/version";
-const GPUS_DIR: &str = "proc/driver/nvidia/gpus";
+pub(crate) const GPUS_DIR: &str = "proc/driver/nvidia/gpus";
 const CAPS_DIR: &str = "proc/driver/nvidia/capabilities";
 
 /// The driver version from the `NVRM version:` line. Both module flavours are understood:
@@ -37,7 +37,7 @@ pub(crate) fn driver_version(proc_root: &Path) -> Result<String, Error> {
 }
 
 /// `N.N` or `N.N.N`, all digits.
-fn is_version(w: &str) -> bool {
+pub(crate) fn is_version(w: &str) -> bool {
     let parts: Vec<&str> = w.split('.').collect();
     (2..=3).contains(&parts.len())
         && parts
@@ -55,41 +55,75 @@ pub(crate) struct GpuInfo {
     pub excluded: bool,
 }
 
-/// Every GPU the module lists, sorted by PCI bus id (nvidia-smi's index order), excluded ones
+/// What `/proc/driver/nvidia/gpus` lists, in nvidia-smi's index order.
+#[derive(Debug, Default)]
+pub(crate) struct GpuListing {
+    /// (index, directory name, information) of each GPU that can be read.
+    pub gpus: Vec<(u32, String, GpuInfo)>,
+    /// GPU directories whose information cannot be read.
+    pub unreadable: Vec<crate::UnreadableGpu>,
+}
+
+/// Every GPU the module lists, numbered by PCI bus id as nvidia-smi numbers them, excluded ones
 /// (`GPU Excluded: Yes`, which NVML does not enumerate either) left out.
-pub(crate) fn gpus(proc_root: &Path) -> Result<Vec<GpuInfo>, Error> {
+///
+/// A directory whose information is missing or garbled is still a GPU the module has (NVML
+/// counts it; it enumerates through the driver, not through /proc): it keeps its place in bus
+/// order, named by its directory, so that no other GPU takes its index.
+pub(crate) fn gpus(proc_root: &Path) -> Result<GpuListing, Error> {
     let dir = proc_root.join(GPUS_DIR);
     let names = match fsx::read_dir_names(&dir) {
         Ok(n) => n,
         // A driver with no GPU bound (all excluded, or none present) has no such directory.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GpuListing::default()),
         Err(source) => return Err(Error::Io { path: dir, source }),
     };
-    let mut gpus = Vec::with_capacity(names.len());
+    // (bus id for ordering, directory name, what was read)
+    let mut entries: Vec<(String, String, Result<GpuInfo, String>)> = Vec::new();
     for name in names {
+        let name = name.to_string_lossy().into_owned();
         let path = dir.join(&name).join("information");
-        let text = match fsx::read_text(&path) {
-            Ok(t) => t,
+        let info = match fsx::read_text(&path) {
+            Ok(text) => parse_information(&text, &name),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                tracing::warn!(path = %path.display(), "GPU directory without an information file; skipped");
-                continue;
+                Err("it has no information file".into())
             }
-            Err(source) => return Err(Error::Io { path, source }),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         };
-        let info = parse_information(&text, &name.to_string_lossy())
-            .map_err(|reason| Error::GpuInfo { path, reason })?;
-        if info.excluded {
-            tracing::info!(uuid = %info.uuid, bus_id = %info.bus_id, "GPU is excluded by the driver; skipped");
-            continue;
+        match info {
+            Ok(info) if info.excluded => {
+                tracing::info!(uuid = %info.uuid, bus_id = %info.bus_id, "GPU is excluded by the driver; skipped");
+            }
+            Ok(info) => entries.push((info.bus_id.clone(), name, Ok(info))),
+            Err(reason) => {
+                tracing::warn!(path = %path.display(), %reason, "GPU information cannot be read");
+                entries.push((name.to_ascii_lowercase(), name, Err(reason)));
+            }
         }
-        gpus.push(info);
     }
-    gpus.sort_by(|a, b| (bus_key(&a.bus_id), &a.bus_id).cmp(&(bus_key(&b.bus_id), &b.bus_id)));
-    check_unique(&gpus, &dir)?;
-    Ok(gpus)
+    // An unreadable directory that is no bus id has no place in bus order: sorted last, no index.
+    entries.sort_by(|a, b| {
+        let key = |bus: &str| bus_key(bus).map_or((1, (0, 0, 0, 0)), |k| (0, k));
+        (key(&a.0), &a.0).cmp(&(key(&b.0), &b.0))
+    });
+    let mut listing = GpuListing::default();
+    for (index, (bus, name, info)) in entries.into_iter().enumerate() {
+        let index = index as u32;
+        match info {
+            Ok(info) => listing.gpus.push((index, name, info)),
+            Err(reason) => listing.unreadable.push(crate::UnreadableGpu {
+                index: bus_key(&bus).map(|_| index),
+                dir: dir.join(&name),
+                reason,
+            }),
+        }
+    }
+    let infos: Vec<&GpuInfo> = listing.gpus.iter().map(|(_, _, info)| info).collect();
+    check_unique(&infos, &dir)?;
+    Ok(listing)
 }
 
-fn check_unique(gpus: &[GpuInfo], dir: &Path) -> Result<(), Error> {
+fn check_unique(gpus: &[&GpuInfo], dir: &Path) -> Result<(), Error> {
     let (mut minors, mut uuids) = (HashSet::new(), HashSet::new());
     for g in gpus {
         let path = dir.join(&g.bus_id).join("information");

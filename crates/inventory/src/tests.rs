@@ -453,20 +453,55 @@ fn cache_entries_resolve_inside_the_driver_root() {
 }
 
 #[test]
-fn garbage_information_file_is_a_clear_error() {
+fn unreadable_information_keeps_every_index() {
+    let Some(s) = sim(4) else { return };
+    let gpus = s.root.join("proc/driver/nvidia/gpus");
+    let info = gpus.join("0000:2a:00.0/information");
+    let indices = |inv: &Inventory| -> Vec<(u32, String)> {
+        inv.gpus.iter().map(|g| (g.index, g.uuid.clone())).collect()
+    };
+    let uuid = |i: u32| format!("GPU-4e565349-4d00-4000-8000-{i:012x}");
+    let expected = vec![(0, uuid(0)), (2, uuid(2)), (3, uuid(3))];
+
+    for (what, damage) in [
+        (
+            "garbled",
+            Some(&b"\x00\xffModel\nnot: what the driver writes\n"[..]),
+        ),
+        ("missing", None),
+    ] {
+        match damage {
+            Some(bytes) => fs::write(&info, bytes).unwrap(),
+            None => fs::remove_file(&info).unwrap(),
+        }
+        let inv = discover(&Roots::all(&s.root)).unwrap();
+        assert_eq!(indices(&inv), expected, "{what}");
+        assert_eq!(inv.unreadable_gpus.len(), 1, "{what}");
+        let broken = &inv.unreadable_gpus[0];
+        assert_eq!(broken.dir, gpus.join("0000:2a:00.0"), "{what}");
+        assert_eq!(broken.index, Some(1), "{what}");
+        assert!(!broken.reason.is_empty(), "{what}");
+        assert_eq!(inv.gpus[1].proc_dir, gpus.join("0000:3a:00.0"));
+    }
+
+    // A directory that is no bus id has no place in bus order.
+    fs::create_dir(gpus.join("not-a-bus-id")).unwrap();
+    let inv = discover(&Roots::all(&s.root)).unwrap();
+    assert_eq!(indices(&inv), expected);
+    let unplaced = inv
+        .unreadable_gpus
+        .iter()
+        .find(|u| u.dir.ends_with("not-a-bus-id"))
+        .unwrap();
+    assert_eq!(unplaced.index, None);
+}
+
+#[test]
+fn duplicate_gpus_are_a_clear_error() {
     let Some(s) = sim(2) else { return };
     let info = s
         .root
         .join("proc/driver/nvidia/gpus/0000:2a:00.0/information");
-    fs::write(&info, b"\x00\xffModel\nnot: what the driver writes\n").unwrap();
-    let err = discover(&Roots::all(&s.root)).unwrap_err();
-    assert!(matches!(err, Error::GpuInfo { .. }), "{err:?}");
-    let msg = err.to_string();
-    assert!(
-        msg.contains(info.to_str().unwrap()) && msg.contains("GPU UUID"),
-        "{msg}"
-    );
-
     // Two GPUs claiming one minor is not a host.
     let other = fs::read_to_string(
         s.root
@@ -479,6 +514,44 @@ fn garbage_information_file_is_a_clear_error() {
         msg.contains("Device Minor 1 is also another GPU's"),
         "{msg}"
     );
+}
+
+#[test]
+fn module_and_libraries_of_different_versions_are_refused() {
+    let Some(s) = sim(1) else { return };
+    let version = s.root.join("proc/driver/nvidia/version");
+    let text = fs::read_to_string(&version).unwrap();
+    fs::write(&version, text.replace(VERSION, "575.57.08")).unwrap();
+    let err = discover(&Roots::all(&s.root)).unwrap_err();
+    match &err {
+        Error::VersionMismatch {
+            module_version,
+            library_version,
+            library,
+            ..
+        } => {
+            assert_eq!(module_version, "575.57.08");
+            assert_eq!(library_version, VERSION);
+            assert!(library.starts_with(&s.root), "{}", library.display());
+        }
+        e => panic!("{e:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("575.57.08") && msg.contains(VERSION) && msg.contains("Reboot"),
+        "{msg}"
+    );
+
+    // Graphics alone loads neither libcuda nor libnvidia-ml: nothing to compare.
+    let graphics = Options {
+        capabilities: Some(vec![Capability::Graphics]),
+        ..Options::default()
+    };
+    assert!(discover_with(&Roots::all(&s.root), &graphics).is_ok());
+    // Another version's leftover beside the module's libraries is no mismatch.
+    fs::write(&version, text).unwrap();
+    fs::write(s.root.join(LIB64).join("libcuda.so.575.57.08"), b"old").unwrap();
+    assert!(discover(&Roots::all(&s.root)).is_ok());
 }
 
 #[test]
