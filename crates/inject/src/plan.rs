@@ -148,14 +148,15 @@ pub fn plan(inventory: &Inventory, request: &Request, gpus: &[&Gpu], lib_dir: &P
                 });
             }
             edits.ld_cache.push((soname.clone(), file_path.clone()));
-            // The development name that `-lcuda` and some dlopen callers use.
-            if soname == "libcuda.so.1" {
-                edits.symlinks.push(Symlink {
-                    link: lib_dir.join("libcuda.so"),
-                    target: soname.clone(),
-                });
-                edits.ld_cache.push(("libcuda.so".into(), file_path));
-            }
+        }
+        // The host's other names for it (`libnvidia-ml.so`, which `-lnvidia-ml` and some
+        // dlopen callers use): the container has what the host has.
+        for link in &library.links {
+            edits.symlinks.push(Symlink {
+                link: lib_dir.join(&link.name),
+                target: link.target.clone(),
+            });
+            edits.ld_cache.push((link.name.clone(), file_path.clone()));
         }
     }
 

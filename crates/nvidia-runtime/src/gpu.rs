@@ -125,6 +125,7 @@ mod tests {
             created_links: vec![PathBuf::from("/usr/lib/libcuda.so.1")],
             new_paths: vec![PathBuf::from("/usr/lib64")],
             rootfs: Some(bundle.join("rootfs")),
+            written_files: Vec::new(),
         }
     }
 
