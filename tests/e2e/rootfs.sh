@@ -12,6 +12,7 @@
 #    file it may replace, not a mount), and its new cache still lists the driver's libraries,
 #    also from a library dir no ldconfig searches by itself (/usr/lib64 in a Fedora-like
 #    image): the loader keeps finding them; on a read-only rootfs `ldconfig -p` lists them;
+#  - a rootfs the host cannot write gets the cache as a mount, as before;
 #  - a failed create puts the image's own /etc/ld.so.cache back byte for byte and leaves no
 #    file of ours in the rootfs; a restart on the same rootfs (also over the empty
 #    mount-point file earlier versions left) works without a warning;
@@ -192,6 +193,27 @@ test_images_with_and_without_a_cache() {
     in_ctr 'readlink /usr/lib/libcuda.so.1; grep -q nvsim-libcuda /usr/lib/libcuda.so.1 && echo marker'
     assert_rc 0 "musl image: runs"
     assert_eq "libcuda.so.$VERSION"$'\n'"marker" "$OUT" "musl image: libcuda.so.1 in /usr/lib"
+}
+
+# A rootfs the host cannot write (here a read-only bind mount over it, on a second start when
+# the links already exist): the cache is mounted from the bundle instead, said at debug level.
+_run_debug() ( cd "$1" && rt --debug run "$2" </dev/null )
+test_rootfs_not_writable_from_the_host() {
+    gpu_bundle host-ro "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" sh -c "$(listed '^lib(cuda|nvidia-ml)\.so\.1$'); probe"
+    cp "$B/config.json" "$TEST_TMP/host-ro.json"
+    run_as_is
+    assert_eq "libcuda.so.1"$'\n'"libnvidia-ml.so.1"$'\n'"$PROBE_OK" "$OUT" "first start, rootfs writable: libraries listed and loading"
+    cp "$TEST_TMP/host-ro.json" "$B/config.json"
+    mount --bind "$B/rootfs" "$B/rootfs"
+    mount -o remount,bind,ro "$B/rootfs"
+    assert_false "the rootfs is read-only for the host now" touch "$B/rootfs/etc/probe-write"
+    capture _run_debug "$B" host-ro
+    umount "$B/rootfs"
+    assert_rc 0 "rootfs read-only for the host: runs"
+    assert_eq "libcuda.so.1"$'\n'"libnvidia-ml.so.1"$'\n'"$PROBE_OK" "$OUT" "…libraries listed and loading (the cache mounted from the bundle)"
+    assert_contains "$ERR" "level=debug msg=\"the container's ld.so.cache is mounted, not written" "…and the debug log says why"
+    assert_not_contains "$ERR" "level=warning msg=\"the container's ld.so.cache" "…without a warning"
 }
 
 # Earlier versions mounted the cache, and libcontainer left an empty file as the mount point:
@@ -376,7 +398,8 @@ test_dev_symlink_to_a_host_dir() {
 run_tests \
     test_ldconfig_in_a_gpu_container test_ldconfig_keeps_a_dir_it_does_not_search_itself \
     test_readonly_rootfs_lists_the_libraries test_images_with_and_without_a_cache \
-    test_restart_over_an_old_mount_point test_failed_create_restores_the_rootfs \
+    test_restart_over_an_old_mount_point test_rootfs_not_writable_from_the_host \
+    test_failed_create_restores_the_rootfs \
     test_development_links test_hostile_image_cache test_fifo_and_device_at_the_cache_path \
     test_dev_symlink_to_a_host_dir
 e2e_finish
