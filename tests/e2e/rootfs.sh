@@ -374,6 +374,27 @@ test_fifo_and_device_at_the_cache_path() {
     done
 }
 
+# In a user namespace libcontainer bind-mounts device nodes instead of making them; where the
+# image already has something at the node's path (no /dev mount here), it must mount over it,
+# not open it: a FIFO would hang, a device node of the image's choosing would be opened.
+test_userns_device_paths_are_not_opened() {
+    gpu_bundle userns-dev "" 
+    bundle_set "$B" 'c["mounts"] = [m for m in c["mounts"] if not m["destination"].startswith("/dev")]
+c["linux"]["namespaces"].append({"type": "user"})
+c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]'
+    rm -f "$B/rootfs/dev/null"
+    mkfifo "$B/rootfs/dev/null"
+    bundle_args "$B" echo program-ran
+    watch_opens "$B/rootfs/dev/null"
+    capture bash -c 'cd "$1" && exec timeout -k 5 20 "$RUNTIME" --root "$2" run "$3" </dev/null' _ "$B" "$STATE" userns-dev
+    sleep 0.5
+    stop_watch
+    assert_eq "ready" "$(cat "$WATCH_OUT")" "user namespace, a FIFO at /dev/null in the image: never opened"
+    assert_rc 0 "…and the container starts"
+    assert_eq "program-ran" "$OUT" "…its program ran"
+}
+
 # --- /dev a symlink to a host directory ----------------------------------------------------
 
 test_dev_symlink_to_a_host_dir() {
@@ -401,5 +422,6 @@ run_tests \
     test_restart_over_an_old_mount_point test_rootfs_not_writable_from_the_host \
     test_failed_create_restores_the_rootfs \
     test_development_links test_hostile_image_cache test_fifo_and_device_at_the_cache_path \
+    test_userns_device_paths_are_not_opened \
     test_dev_symlink_to_a_host_dir
 e2e_finish
