@@ -23,7 +23,10 @@
 #    the container (the cache ignored with a warning);
 #  - a FIFO or a device node at /etc/ld.so.cache is never opened by the runtime (inotify sees
 #    no open), create does not hang, the container starts;
-#  - an image whose /dev is a symlink to a host directory gets nothing created there.
+#  - an image whose /dev is a symlink to a host directory gets nothing created there;
+#  - in a user namespace, what the image has at a device path is mounted over, not opened;
+# and through a private dockerd with `default-runtime: nvidia`: a `docker build` RUN step and a
+# restarted container run ldconfig and still load libcuda.
 # Validated against runc (RUNTIME=$(command -v runc)): every check that depends on injection
 # fails there.
 source "$(dirname "$0")/../lib.sh"
@@ -416,6 +419,28 @@ test_dev_symlink_to_a_host_dir() {
     fi
 }
 
+# --- docker ----------------------------------------------------------------------------
+
+# `docker build` under `default-runtime: nvidia`: a RUN step of an image that asks for GPUs
+# runs ldconfig (what every `apt-get install` of a library does); a restarted container too.
+test_docker_build_and_restart_run_ldconfig() {
+    capture docker_ build -q -t gpuimg-built - <<EOF
+FROM gpuimg
+ENV NVIDIA_VISIBLE_DEVICES=all
+RUN ldconfig && ldconfig -p | grep -q "libcuda\.so\.1 " && probe
+EOF
+    assert_rc 0 "docker build: a RUN step with ldconfig succeeds and still finds libcuda"
+    capture docker_ run --rm --network=none gpuimg-built sh -c "ldconfig; echo ldconfig-rc=\$?; probe"
+    assert_eq "ldconfig-rc=0"$'\n'"$PROBE_OK" "$OUT" "docker run (default runtime nvidia): ldconfig exits 0, libcuda loads"
+    local id
+    id=$(docker_ run -d --network=none gpuimg-built sh -c "ldconfig && probe && sleep 1000")
+    capture docker_ restart -t 1 "$id"
+    assert_rc 0 "docker restart of a GPU container"
+    wait_for 20 sh -c "[ \$(timeout 10 docker -H unix://$D/docker.sock logs $id 2>&1 | grep -c version=13000) -ge 2 ]" || true
+    assert_eq 2 "$(docker_ logs "$id" 2>&1 | grep -c "$PROBE_OK")" "…both starts ran ldconfig and loaded libcuda"
+    docker_ rm -f "$id" >/dev/null
+}
+
 run_tests \
     test_ldconfig_in_a_gpu_container test_ldconfig_keeps_a_dir_it_does_not_search_itself \
     test_readonly_rootfs_lists_the_libraries test_images_with_and_without_a_cache \
@@ -424,4 +449,11 @@ run_tests \
     test_development_links test_hostile_image_cache test_fifo_and_device_at_the_cache_path \
     test_userns_device_paths_are_not_opened \
     test_dev_symlink_to_a_host_dir
+
+if [[ -z $E2E_FILTER ]] || [[ test_docker_build_and_restart_run_ldconfig =~ $E2E_FILTER ]]; then
+    start_dockerd --name rootfs-docker --default-runtime nvidia
+    tar -C "$GLIBC_IMAGE" -c . | docker_ import -c 'CMD ["sh"]' \
+        -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - gpuimg >/dev/null
+    run_tests test_docker_build_and_restart_run_ldconfig
+fi
 e2e_finish
