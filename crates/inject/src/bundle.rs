@@ -379,6 +379,20 @@ pub(crate) fn begin(bundle: &Path, original: String, undo: &mut Undo) -> Result<
     Ok(())
 }
 
+/// Records in the pending record what this create is about to change beyond what `begin`
+/// recorded (the rootfs files it writes), so that whoever undoes it — the sealed process, or
+/// the next create after a kill — puts those back too. The lock is held.
+pub(crate) fn record_progress(bundle: &Path, undo: &Undo) -> Result<(), InjectError> {
+    let Some(mut record) = read_record(bundle) else {
+        return Err(InjectError::Write {
+            path: artifacts(bundle).join(RECORD),
+            source: io::Error::new(io::ErrorKind::NotFound, "the pending record is gone"),
+        });
+    };
+    record.undo = undo.clone();
+    write_record(bundle, &record)
+}
+
 /// Puts the bundle back as it was before the create `undo` describes (the lock is held);
 /// `config.json` too when `config_too`.
 pub(crate) fn restore(bundle: &Path, undo: &Undo, config_too: bool) {
@@ -395,10 +409,13 @@ pub(crate) fn restore(bundle: &Path, undo: &Undo, config_too: bool) {
         .ok()
         .and_then(|spec| crate::rootfs_path(bundle, &spec).ok())
         .and_then(|path| Rootfs::open(&path).ok());
+    let dir = artifacts(bundle);
     if let Some(rootfs) = rootfs {
+        for written in undo.written_files.iter().rev() {
+            crate::restore_written(&rootfs, Some(&dir), written);
+        }
         rootfs.take_away(&undo.created_links, &undo.new_paths);
     }
-    let dir = artifacts(bundle);
     if undo.made_dir {
         let _ = fs::remove_dir_all(&dir);
     } else {

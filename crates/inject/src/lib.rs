@@ -26,11 +26,23 @@ pub use config::{Config, ConfigError};
 pub use plan::{Edits, PlanError};
 pub use request::{Devices, Request, RequestError};
 pub use require::RequireError;
-pub use rootfs::{Rootfs, RootfsError};
+pub use rootfs::{FileKind, Rootfs, RootfsError};
 
-/// Our files for one bundle (the container's generated `ld.so.cache`). Inside the bundle so
-/// they live exactly as long as it does, and a re-used bundle still finds them.
+/// Our files for one bundle (the image's files we replaced in its rootfs, kept until the
+/// container exists; the container's `ld.so.cache` where it cannot be written into the rootfs).
+/// Inside the bundle so they live exactly as long as it does, and a re-used bundle still finds
+/// them.
 pub const ARTIFACTS_DIR: &str = ".nvidia-runtime";
+
+/// The container's loader cache, which we write into its rootfs.
+const LD_SO_CACHE: &str = "/etc/ld.so.cache";
+/// What `ldconfig` reads; only where the image has it is our entry in its `.d` dir worth
+/// writing.
+const LD_SO_CONF: &str = "/etc/ld.so.conf";
+/// Names the injected libraries' dirs, so that an `ldconfig` run in the container (an
+/// `apt-get install`) lists them again in the cache it writes. NVIDIA's toolkit writes
+/// `00-nvcr-*.conf` there for the same reason; `00` puts them before the image's own dirs.
+const LD_SO_CONF_ENTRY: &str = "/etc/ld.so.conf.d/00-nvidia-runtime.conf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
@@ -168,6 +180,29 @@ pub struct Undo {
     /// Whether this create made `<bundle>/.nvidia-runtime` (else what was in it is set aside
     /// until the create commits).
     pub made_dir: bool,
+    /// Files we wrote into the rootfs (the container's `ld.so.cache`, its `ld.so.conf.d`
+    /// entry), in the order written.
+    #[serde(default)]
+    pub written_files: Vec<WrittenFile>,
+}
+
+/// A file we wrote into the rootfs, and what a failed create puts back there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WrittenFile {
+    /// Inside the rootfs.
+    pub path: PathBuf,
+    /// The image's own file we replaced; `None`: there was none, ours is removed.
+    pub replaced: Option<SavedFile>,
+}
+
+/// A copy of an image's file, in the bundle's [`ARTIFACTS_DIR`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedFile {
+    /// File name in the bundle's [`ARTIFACTS_DIR`].
+    pub saved_as: String,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 impl Undo {
@@ -175,6 +210,33 @@ impl Undo {
     /// pending injection in the bundle is not this process's.
     pub fn rollback(&self) {
         bundle::rollback(self);
+    }
+}
+
+/// Puts back the image's file `written` replaced, or removes ours where there was none.
+pub(crate) fn restore_written(rootfs: &Rootfs, artifacts: Option<&Path>, written: &WrittenFile) {
+    let Some(saved) = &written.replaced else {
+        rootfs.remove_file(&written.path);
+        return;
+    };
+    // a plain file name, so that the hand-over can never name another host file
+    let copy = artifacts
+        .filter(|_| !saved.saved_as.contains('/') && !saved.saved_as.starts_with('.'))
+        .map(|dir| dir.join(&saved.saved_as));
+    let Some(bytes) = copy.and_then(|copy| std::fs::read(copy).ok()) else {
+        tracing::warn!(path = %written.path.display(), "the image's file could not be put back: its copy is gone");
+        return;
+    };
+    if let Err(err) = rootfs.write_file(
+        &written.path,
+        &bytes,
+        saved.mode,
+        Some((saved.uid, saved.gid)),
+    ) {
+        tracing::warn!(
+            "cannot put back the image's {}: {err}",
+            written.path.display()
+        );
     }
 }
 
@@ -267,6 +329,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
 
     let rootfs_path = rootfs_path(bundle, &spec)?;
     let rootfs = Rootfs::open(&rootfs_path)?;
+    rootfs.check_dev()?;
     let lib_dir = rootfs.library_dir();
     let mut edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
     timings.plan_us = clock.lap();
@@ -302,6 +365,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         created_links,
         new_paths,
         made_dir: false,
+        written_files: Vec::new(),
     };
     bundle::begin(bundle, original, &mut undo)?;
 
@@ -318,15 +382,18 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             }
         }
         timings.rootfs_links_us = clock.lap();
-        let cache_path = write_ld_cache(bundle, &rootfs, &edits)?;
+        let cache_mount = write_ld_cache(bundle, &rootfs, &edits, &mut undo)?;
         timings.ld_cache_us = clock.lap();
         // After the new paths were listed: these destinations are in the container's procfs,
         // never in its rootfs.
-        edits
-            .mounts
-            .extend(driver_proc::prepare(bundle, &spec, &config.proc_root, &gpus)?);
+        edits.mounts.extend(driver_proc::prepare(
+            bundle,
+            &spec,
+            &config.proc_root,
+            &gpus,
+        )?);
 
-        apply::apply(&mut spec, &edits, Some(&cache_path));
+        apply::apply(&mut spec, &edits, cache_mount.as_deref());
         let summary = summarise(&edits, &request);
         apply::mark(&mut spec, &summary);
         write_config(bundle, &serialise(&spec))?;
@@ -356,15 +423,34 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
     Ok(bundle.join(root))
 }
 
-/// The image's own cache, plus the injected libraries, so that both the loader and
-/// `ldconfig -p` see them — without running ldconfig in the container.
-fn write_ld_cache(bundle: &Path, rootfs: &Rootfs, edits: &Edits) -> Result<PathBuf, InjectError> {
-    let image_cache = Path::new("/etc/ld.so.cache");
-    let mut cache = match rootfs.read(image_cache)? {
-        // The empty mount point libcontainer left for our cache when this rootfs was started
-        // before (a restarted container, a re-used bundle): the image had no cache of its own.
-        Some(bytes) if bytes.is_empty() => ldcache::Cache::new(),
-        Some(bytes) => ldcache::Cache::parse(&bytes).unwrap_or_else(|err| {
+/// The image's own cache plus the injected libraries, so that both the loader and
+/// `ldconfig -p` see them — without running ldconfig in the container. Written into the rootfs
+/// as a regular file, with an `ld.so.conf.d` entry naming the libraries' dirs, so that the
+/// container may run `ldconfig` itself (it replaces the cache by rename, which a mount point
+/// refuses with EBUSY) and still find them. Where the rootfs cannot take the file (not
+/// writable from the host; something other than a regular file at the path), the cache is
+/// bind-mounted from the bundle instead: returns that file.
+fn write_ld_cache(
+    bundle: &Path,
+    rootfs: &Rootfs,
+    edits: &Edits,
+    undo: &mut Undo,
+) -> Result<Option<PathBuf>, InjectError> {
+    let cache_path = Path::new(LD_SO_CACHE);
+    let image_file = match rootfs.read(cache_path) {
+        Ok(file) => file,
+        Err(err) => {
+            tracing::warn!(
+                "{err}: not read; the container's cache lists the injected libraries only"
+            );
+            None
+        }
+    };
+    let mut cache = match &image_file {
+        // The empty mount point libcontainer left for our cache when an earlier version
+        // started this rootfs (a restarted container): the image had no cache of its own.
+        Some(file) if file.bytes.is_empty() => ldcache::Cache::new(),
+        Some(file) => ldcache::Cache::parse(&file.bytes).unwrap_or_else(|err| {
             tracing::warn!("ignoring the image's unreadable /etc/ld.so.cache: {err}");
             ldcache::Cache::new()
         }),
@@ -377,21 +463,170 @@ fn write_ld_cache(bundle: &Path, rootfs: &Rootfs, edits: &Edits) -> Result<PathB
             ldcache::FLAG_X86_64_LIBC6,
         ));
     }
+    let bytes = cache.try_to_bytes().map_err(|err| InjectError::Write {
+        path: bundle.join(ARTIFACTS_DIR).join("ld.so.cache"),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+    })?;
+
+    let kind = rootfs
+        .kind(cache_path)
+        .unwrap_or(FileKind::Special("unreadable"));
+    let replaced = match (kind, &image_file) {
+        (FileKind::Absent, _) => Some(None),
+        (FileKind::File, Some(file)) => Some(Some(file)),
+        // a symlink, a directory, a FIFO...: not ours to replace; libcontainer's mount goes
+        // over it without opening it
+        _ => None,
+    };
+    if let Some(replaced) = replaced {
+        match write_into_rootfs(bundle, rootfs, cache_path, &bytes, replaced, undo) {
+            Ok(()) => {
+                write_ld_so_conf_entry(bundle, rootfs, edits, undo);
+                return Ok(None);
+            }
+            Err(WriteIn::Bundle(err)) => return Err(err),
+            Err(WriteIn::Rootfs(err)) if err.is_not_writable() => {
+                tracing::debug!("the container's ld.so.cache is mounted, not written: {err}")
+            }
+            Err(WriteIn::Rootfs(err)) => {
+                tracing::warn!("the container's ld.so.cache is mounted, not written: {err}")
+            }
+        }
+    } else {
+        tracing::debug!(
+            ?kind,
+            "the image's /etc/ld.so.cache is not a regular file; the container's is mounted over it"
+        );
+    }
+
+    let dir = create_artifacts_dir(bundle)?;
+    let path = dir.join("ld.so.cache");
+    std::fs::write(&path, bytes).map_err(|source| InjectError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some(path))
+}
+
+enum WriteIn {
+    Bundle(InjectError),
+    Rootfs(RootfsError),
+}
+
+fn create_artifacts_dir(bundle: &Path) -> Result<PathBuf, InjectError> {
     let dir = bundle.join(ARTIFACTS_DIR);
     std::fs::create_dir_all(&dir).map_err(|source| InjectError::Write {
         path: dir.clone(),
         source,
     })?;
-    let path = dir.join("ld.so.cache");
-    let bytes = cache.try_to_bytes().map_err(|err| InjectError::Write {
-        path: path.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
-    })?;
-    std::fs::write(&path, bytes).map_err(|source| InjectError::Write {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
+    Ok(dir)
+}
+
+/// Writes `bytes` at `path` in the rootfs; the image's file it replaces is first copied to
+/// the bundle, and both are recorded in `undo`.
+fn write_into_rootfs(
+    bundle: &Path,
+    rootfs: &Rootfs,
+    path: &Path,
+    bytes: &[u8],
+    replaced: Option<&rootfs::FileContent>,
+    undo: &mut Undo,
+) -> Result<(), WriteIn> {
+    let saved = match replaced {
+        None => None,
+        Some(file) => {
+            let dir = create_artifacts_dir(bundle).map_err(WriteIn::Bundle)?;
+            let saved_as = format!(
+                "image-{}",
+                path.file_name().unwrap_or_default().to_string_lossy()
+            );
+            let copy = dir.join(&saved_as);
+            std::fs::write(&copy, &file.bytes).map_err(|source| {
+                WriteIn::Bundle(InjectError::Write {
+                    path: copy.clone(),
+                    source,
+                })
+            })?;
+            Some(SavedFile {
+                saved_as,
+                mode: file.mode,
+                uid: file.uid,
+                gid: file.gid,
+            })
+        }
+    };
+    for missing in rootfs.missing(path) {
+        if !undo.new_paths.contains(&missing) {
+            undo.new_paths.push(missing);
+        }
+    }
+    let (mode, owner) = match &saved {
+        Some(saved) => (saved.mode, Some((saved.uid, saved.gid))),
+        None => (0o644, None),
+    };
+    // Recorded before the write, so a create killed in between is undone by the next one:
+    // putting back the saved copy over an unchanged file, or removing an absent one, is harmless.
+    undo.written_files.push(WrittenFile {
+        path: path.to_owned(),
+        replaced: saved.clone(),
+    });
+    bundle::record_progress(bundle, undo).map_err(WriteIn::Bundle)?;
+    if let Err(err) = rootfs.write_file(path, bytes, mode, owner) {
+        undo.written_files.pop();
+        if let Some(saved) = &saved {
+            let _ = std::fs::remove_file(bundle.join(ARTIFACTS_DIR).join(&saved.saved_as));
+        }
+        return Err(WriteIn::Rootfs(err));
+    }
+    Ok(())
+}
+
+/// The `ld.so.conf.d` entry naming the injected libraries' dirs, where the image has an
+/// `ld.so.conf` to read it; best effort: without it only a later `ldconfig` misses them.
+fn write_ld_so_conf_entry(bundle: &Path, rootfs: &Rootfs, edits: &Edits, undo: &mut Undo) {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (_, path) in &edits.ld_cache {
+        if let Some(dir) = path.parent() {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    if dirs.is_empty() || rootfs.kind(Path::new(LD_SO_CONF)).ok() != Some(FileKind::File) {
+        return;
+    }
+    let mut text =
+        String::from("# The NVIDIA driver libraries nvidia-runtime put in this container\n");
+    for dir in dirs {
+        text.push_str(&dir.to_string_lossy());
+        text.push('\n');
+    }
+    let entry = Path::new(LD_SO_CONF_ENTRY);
+    let existing = match rootfs.read(entry) {
+        Ok(existing) => existing,
+        Err(err) => {
+            tracing::debug!("no ld.so.conf.d entry: {err}");
+            return;
+        }
+    };
+    if existing
+        .as_ref()
+        .is_some_and(|file| file.bytes == text.as_bytes())
+    {
+        return;
+    }
+    match write_into_rootfs(
+        bundle,
+        rootfs,
+        entry,
+        text.as_bytes(),
+        existing.as_ref(),
+        undo,
+    ) {
+        Ok(()) => {}
+        Err(WriteIn::Bundle(err)) => tracing::debug!("no ld.so.conf.d entry: {err}"),
+        Err(WriteIn::Rootfs(err)) => tracing::debug!("no ld.so.conf.d entry: {err}"),
+    }
 }
 
 fn summarise(edits: &Edits, request: &Request) -> String {

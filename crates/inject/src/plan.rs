@@ -148,14 +148,15 @@ pub fn plan(inventory: &Inventory, request: &Request, gpus: &[&Gpu], lib_dir: &P
                 });
             }
             edits.ld_cache.push((soname.clone(), file_path.clone()));
-            // The development name that `-lcuda` and some dlopen callers use.
-            if soname == "libcuda.so.1" {
-                edits.symlinks.push(Symlink {
-                    link: lib_dir.join("libcuda.so"),
-                    target: soname.clone(),
-                });
-                edits.ld_cache.push(("libcuda.so".into(), file_path));
-            }
+        }
+        // The host's other names for it (`libnvidia-ml.so`, which `-lnvidia-ml` and some
+        // dlopen callers use): the container has what the host has.
+        for link in &library.links {
+            edits.symlinks.push(Symlink {
+                link: lib_dir.join(&link.name),
+                target: link.target.clone(),
+            });
+            edits.ld_cache.push((link.name.clone(), file_path.clone()));
         }
     }
 
@@ -177,4 +178,94 @@ pub fn plan(inventory: &Inventory, request: &Request, gpus: &[&Gpu], lib_dir: &P
         }
     }
     edits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inventory::{Library, LibraryLink};
+
+    fn inventory_with(libraries: Vec<Library>) -> Inventory {
+        Inventory {
+            driver_version: "580.159.04".into(),
+            cuda_version: Some((13, 0)),
+            gpus: Vec::new(),
+            unreadable_gpus: Vec::new(),
+            control_devices: Vec::new(),
+            mig_caps: Vec::new(),
+            libraries,
+            binaries: Vec::new(),
+            firmware: Vec::new(),
+            ipc: Vec::new(),
+            mig_enabled: false,
+        }
+    }
+
+    fn library(file: &str, soname: &str, links: &[(&str, &str)], cap: Capability) -> Library {
+        Library {
+            host_path: PathBuf::from("/drv").join(file),
+            file_name: file.into(),
+            soname: Some(soname.into()),
+            capability: cap,
+            links: links
+                .iter()
+                .map(|(name, target)| LibraryLink {
+                    name: (*name).into(),
+                    target: (*target).into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_hosts_links_and_only_those_are_made() {
+        let inv = inventory_with(vec![
+            library(
+                "libnvidia-ml.so.580.159.04",
+                "libnvidia-ml.so.1",
+                &[("libnvidia-ml.so", "libnvidia-ml.so.1")],
+                Capability::Utility,
+            ),
+            // a host without a libcuda.so link: the container has none either
+            library(
+                "libcuda.so.580.159.04",
+                "libcuda.so.1",
+                &[],
+                Capability::Compute,
+            ),
+        ]);
+        let request = Request {
+            devices: Devices::NoGpus,
+            capabilities: vec![Capability::Utility, Capability::Compute],
+            requirements: Vec::new(),
+            disable_require: false,
+        };
+        let lib = Path::new("/usr/lib64");
+        let edits = plan(&inv, &request, &[], lib);
+        let links: Vec<(String, &str)> = edits
+            .symlinks
+            .iter()
+            .map(|l| (l.link.display().to_string(), l.target.as_str()))
+            .collect();
+        assert_eq!(
+            links,
+            vec![
+                (
+                    "/usr/lib64/libnvidia-ml.so.1".into(),
+                    "libnvidia-ml.so.580.159.04"
+                ),
+                ("/usr/lib64/libnvidia-ml.so".into(), "libnvidia-ml.so.1"),
+                ("/usr/lib64/libcuda.so.1".into(), "libcuda.so.580.159.04"),
+            ]
+        );
+        let names: Vec<&str> = edits.ld_cache.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["libnvidia-ml.so.1", "libnvidia-ml.so", "libcuda.so.1"]
+        );
+        assert!(edits
+            .ld_cache
+            .iter()
+            .all(|(_, path)| path.parent() == Some(lib)));
+    }
 }

@@ -5,16 +5,21 @@
 //! `..` and absolute symlinks stay inside it, and the last component of anything we create is
 //! never followed. A planted `/usr/lib/x86_64-linux-gnu -> /host/etc` cannot make us write
 //! on the host (the class of CVE-2024-0132).
+//!
+//! Nothing that is not a regular file is ever opened: a file is first resolved as an `O_PATH`
+//! handle, which opens nothing, and only reopened for reading (through `pathrs`, which does it
+//! via a private procfs) once `fstat` says it is a regular file. A FIFO planted where we read
+//! would hang us, a device node would open a host device.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
-use nix::unistd::{symlinkat, unlinkat, UnlinkatFlags};
+use nix::fcntl::{openat, openat2, readlinkat, renameat, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
+use nix::unistd::{fchown, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -29,6 +34,74 @@ pub enum RootfsError {
     },
     #[error("{path} is not a plain absolute path")]
     BadPath { path: PathBuf },
+    // `reason`, not `source`: pathrs's message is shown once, here.
+    #[error("cannot open {path} inside the container rootfs: {reason}")]
+    Reopen { path: PathBuf, reason: String },
+    #[error("{path} in the container rootfs is {kind}, not a regular file")]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error(
+        "the image's /dev is a symbolic link (to {target}): the device nodes and links made in \
+         /dev would be created through it, outside the container; make /dev a directory in the image"
+    )]
+    DevIsASymlink { target: String },
+}
+
+impl RootfsError {
+    /// The rootfs cannot be written from the host at all (a read-only mount, a file system
+    /// that refuses root): callers may have a way that needs no write.
+    pub fn is_not_writable(&self) -> bool {
+        matches!(
+            self,
+            RootfsError::Op {
+                errno: Errno::EROFS | Errno::EACCES | Errno::EPERM,
+                ..
+            }
+        )
+    }
+}
+
+/// What is at a path, its last component not followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Absent,
+    File,
+    Directory,
+    Symlink,
+    /// A FIFO, socket or device node: never opened.
+    Special(&'static str),
+}
+
+impl FileKind {
+    fn of(mode: u32) -> FileKind {
+        match SFlag::from_bits_truncate(mode) & SFlag::S_IFMT {
+            SFlag::S_IFREG => FileKind::File,
+            SFlag::S_IFDIR => FileKind::Directory,
+            SFlag::S_IFLNK => FileKind::Symlink,
+            other => FileKind::Special(describe(other)),
+        }
+    }
+}
+
+fn describe(kind: SFlag) -> &'static str {
+    match kind {
+        SFlag::S_IFREG => "a regular file",
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFLNK => "a symbolic link",
+        SFlag::S_IFIFO => "a FIFO",
+        SFlag::S_IFSOCK => "a socket",
+        SFlag::S_IFCHR => "a character device",
+        SFlag::S_IFBLK => "a block device",
+        _ => "of an unknown type",
+    }
+}
+
+/// A regular file of the image, as read: its bytes and what a copy needs to look the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileContent {
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Files bigger than this are not an `ld.so.cache` we want to parse.
@@ -85,32 +158,176 @@ impl Rootfs {
         self.resolve(path, OFlag::O_PATH).is_ok()
     }
 
-    /// The image's file at `path` (followed within the rootfs), or `None` when absent.
-    pub fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, RootfsError> {
-        // O_NONBLOCK: a FIFO planted by the image must not hang the runtime.
-        let fd = match self.resolve(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK) {
+    /// The image's regular file at `path` (symlinks followed within the rootfs), or `None`
+    /// when absent. Anything else there (a FIFO, a device node, a directory) is never opened:
+    /// [`RootfsError::NotAFile`].
+    pub fn read(&self, path: &Path) -> Result<Option<FileContent>, RootfsError> {
+        let handle = match self.resolve(path, OFlag::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
             Err(source) => return Err(self.error("open", path, source)),
         };
-        let mut file = File::from(fd);
-        match file.metadata() {
-            Ok(meta) if meta.is_file() => {}
-            // A device, FIFO, socket or dir where a file is expected is treated as absent.
-            _ => return Ok(None),
+        let stat =
+            fstat(handle.as_raw_fd()).map_err(|source| self.error("inspect", path, source))?;
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        if kind != SFlag::S_IFREG {
+            return Err(RootfsError::NotAFile {
+                path: path.to_owned(),
+                kind: describe(kind),
+            });
         }
-        let mut bytes = Vec::new();
-        file.by_ref()
-            .take(MAX_READ)
-            .read_to_end(&mut bytes)
-            .map_err(|err| {
-                self.error(
-                    "read",
-                    path,
-                    Errno::from_raw(err.raw_os_error().unwrap_or(0)),
-                )
+        // The handle pins the inode that was checked: the reopen cannot reach another file.
+        let file = pathrs::Handle::from_fd(handle)
+            .reopen(pathrs::flags::OpenFlags::O_RDONLY)
+            .map_err(|err| RootfsError::Reopen {
+                path: path.to_owned(),
+                reason: err.to_string(),
             })?;
-        Ok(Some(bytes))
+        let mut bytes = Vec::new();
+        file.take(MAX_READ).read_to_end(&mut bytes).map_err(|err| {
+            self.error(
+                "read",
+                path,
+                Errno::from_raw(err.raw_os_error().unwrap_or(0)),
+            )
+        })?;
+        Ok(Some(FileContent {
+            bytes,
+            mode: stat.st_mode & 0o7777,
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+        }))
+    }
+
+    /// What is at `path`, its last component not followed.
+    pub fn kind(&self, path: &Path) -> Result<FileKind, RootfsError> {
+        let (parent, name) = split_plain(path)?;
+        let dir = match self.resolve(&parent, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(dir) => dir,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(FileKind::Absent),
+            Err(source) => return Err(self.error("open", &parent, source)),
+        };
+        match fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_path(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(stat) => Ok(FileKind::of(stat.st_mode)),
+            Err(Errno::ENOENT) => Ok(FileKind::Absent),
+            Err(source) => Err(self.error("inspect", path, source)),
+        }
+    }
+
+    /// Refuses an image whose `/dev` is a symbolic link: libcontainer creates device nodes and
+    /// links under `<rootfs>/dev` by host path, so the kernel would follow it on the host.
+    pub fn check_dev(&self) -> Result<(), RootfsError> {
+        let dev = Path::new("/dev");
+        if self.kind(dev)? != FileKind::Symlink {
+            return Ok(());
+        }
+        let root = self
+            .resolve(Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(|source| self.error("open", dev, source))?;
+        let target = readlinkat(Some(root.as_raw_fd()), "dev")
+            .map_err(|source| self.error("read link", dev, source))?;
+        Err(RootfsError::DevIsASymlink {
+            target: target.to_string_lossy().into_owned(),
+        })
+    }
+
+    /// Writes `path` as a regular file with `bytes`, `mode` and owner (`None`: the owner of
+    /// its directory, so that a user-namespaced container owns what it owns elsewhere),
+    /// creating missing parent dirs. Only a regular file is ever replaced (atomically: a temp
+    /// file renamed over it); anything else there is [`RootfsError::NotAFile`].
+    pub fn write_file(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), RootfsError> {
+        let (parent, name) = split_plain(path)?;
+        let dir = self.mkdir_all(&parent)?;
+        match fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_path(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(stat) if FileKind::of(stat.st_mode) == FileKind::File => {}
+            Ok(stat) => {
+                return Err(RootfsError::NotAFile {
+                    path: path.to_owned(),
+                    kind: describe(SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT),
+                })
+            }
+            Err(Errno::ENOENT) => {}
+            Err(source) => return Err(self.error("inspect", path, source)),
+        }
+        let (uid, gid) = match owner {
+            Some(owner) => owner,
+            None => {
+                let stat: FileStat = fstat(dir.as_raw_fd())
+                    .map_err(|source| self.error("inspect", &parent, source))?;
+                (stat.st_uid, stat.st_gid)
+            }
+        };
+        let tmp = PathBuf::from(format!(
+            ".{}.nvidia-runtime-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        // A temp file of ours left by a killed runtime: only its name is removed, never followed.
+        let _ = unlinkat(
+            Some(dir.as_raw_fd()),
+            tmp.as_path(),
+            UnlinkatFlags::NoRemoveDir,
+        );
+        let fd = openat(
+            Some(dir.as_raw_fd()),
+            tmp.as_path(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|source| self.error("create", path, source))?;
+        // SAFETY: openat returned a fresh descriptor that nothing else owns.
+        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let written = file
+            .write_all(bytes)
+            .map_err(|err| Errno::from_raw(err.raw_os_error().unwrap_or(0)))
+            .and_then(|()| {
+                fchown(
+                    file.as_raw_fd(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                )
+            })
+            .and_then(|()| {
+                nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode & 0o7777))
+            })
+            .and_then(|()| {
+                renameat(
+                    Some(dir.as_raw_fd()),
+                    tmp.as_path(),
+                    Some(dir.as_raw_fd()),
+                    name.as_path(),
+                )
+            });
+        if let Err(source) = written {
+            let _ = unlinkat(
+                Some(dir.as_raw_fd()),
+                tmp.as_path(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(self.error("write", path, source));
+        }
+        Ok(())
+    }
+
+    /// Removes a regular file we wrote (a failed create undoes it); anything else stays.
+    pub fn remove_file(&self, path: &Path) {
+        self.remove_if(path, |kind, _| {
+            (kind == SFlag::S_IFREG).then_some(UnlinkatFlags::NoRemoveDir)
+        });
     }
 
     /// Where the image's loader looks for libraries: the multiarch dir on Debian-like
@@ -493,7 +710,11 @@ mod tests {
             std::fs::read_to_string(rootfs.join("lib/libcuda.so.1")).unwrap(),
             "image's own"
         );
-        assert_eq!(root.read(Path::new("/etc/ld.so.cache")).unwrap(), None);
+        let err = root.read(Path::new("/etc/ld.so.cache")).unwrap_err();
+        assert!(
+            matches!(err, RootfsError::NotAFile { kind: "a FIFO", .. }),
+            "{err}"
+        );
         // an existing symlink is replaced, and missing parents are created inside the root
         root.symlink(Path::new("/new/dir/libx.so.1"), "libx.so.1.0")
             .unwrap();

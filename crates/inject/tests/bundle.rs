@@ -81,9 +81,16 @@ fn inject_then_rollback_leaves_the_bundle_as_it_was() {
         std::fs::read_link(libdir.join("libcuda.so.1")).unwrap(),
         PathBuf::from("libcuda.so.580.159.04")
     );
-    assert!(bundle.join(".nvidia-runtime/ld.so.cache").is_file());
-    let cache = ldcache::Cache::read(&bundle.join(".nvidia-runtime/ld.so.cache")).unwrap();
+    // the container's cache is a file of its rootfs (ldconfig in the container may replace
+    // it), not a mount
+    let cache_path = bundle.join("rootfs/etc/ld.so.cache");
+    let cache = ldcache::Cache::read(&cache_path).unwrap();
     assert!(cache.entries.iter().any(|e| e.name == "libcuda.so.1"));
+    assert!(!spec["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/etc/ld.so.cache"));
 
     // A second injection on the same bundle changes nothing.
     let injected = std::fs::read(bundle.join("config.json")).unwrap();
@@ -105,6 +112,67 @@ fn inject_then_rollback_leaves_the_bundle_as_it_was() {
         0,
         "nothing left in the image"
     );
+    assert!(
+        !bundle.join("rootfs/etc").exists(),
+        "no cache, no /etc left"
+    );
+}
+
+#[test]
+fn rollback_puts_the_image_cache_back() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=all"]);
+    let etc = bundle.join("rootfs/etc");
+    std::fs::create_dir_all(etc.join("ld.so.conf.d")).unwrap();
+    std::fs::write(etc.join("ld.so.conf"), "include /etc/ld.so.conf.d/*.conf\n").unwrap();
+    let mut image_cache = ldcache::Cache::new();
+    image_cache.insert(ldcache::Entry::new(
+        "libc.so.6",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        ldcache::FLAG_X86_64_LIBC6,
+    ));
+    let image_bytes = image_cache.to_bytes();
+    std::fs::write(etc.join("ld.so.cache"), &image_bytes).unwrap();
+    std::fs::set_permissions(
+        etc.join("ld.so.cache"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(etc.join("ld.so.cache"), Some(12), Some(34)).unwrap();
+
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    let cache = ldcache::Cache::read(&etc.join("ld.so.cache")).unwrap();
+    let names: Vec<&str> = cache.entries.iter().map(|e| e.name.as_str()).collect();
+    assert!(
+        names.contains(&"libc.so.6") && names.contains(&"libcuda.so.1"),
+        "{names:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc.join("ld.so.conf.d/00-nvidia-runtime.conf"))
+            .unwrap()
+            .lines()
+            .last(),
+        Some("/usr/lib/x86_64-linux-gnu")
+    );
+
+    outcome.rollback();
+    assert_eq!(std::fs::read(etc.join("ld.so.cache")).unwrap(), image_bytes);
+    let md = std::fs::metadata(etc.join("ld.so.cache")).unwrap();
+    assert_eq!(
+        (md.mode() & 0o7777, md.uid(), md.gid()),
+        (0o640, 12, 34),
+        "mode and owner put back too"
+    );
+    assert_eq!(
+        std::fs::read_dir(etc.join("ld.so.conf.d")).unwrap().count(),
+        0,
+        "our ld.so.conf.d entry is gone"
+    );
+    assert!(!bundle.join(".nvidia-runtime").exists());
 }
 
 #[test]
@@ -253,6 +321,7 @@ fn an_edited_request_is_injected_again_and_number_text_is_kept() {
         inject_bundle(&bundle, &config(&root)).unwrap(),
         Outcome::AlreadyInjected
     ));
+    let first_cache = std::fs::read(bundle.join("rootfs/etc/ld.so.cache")).unwrap();
     // Edited to ask for GPU 1: injected again, GPU 1 only (minor 0), every node once.
     let edited = std::fs::read_to_string(bundle.join("config.json"))
         .unwrap()
@@ -276,7 +345,11 @@ fn an_edited_request_is_injected_again_and_number_text_is_kept() {
         edited
     );
     assert!(bundle.join(".nvidia-runtime/record.json").is_file());
-    assert!(bundle.join(".nvidia-runtime/ld.so.cache").is_file());
+    // the first injection's cache is the rootfs's again, byte for byte
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/etc/ld.so.cache")).unwrap(),
+        first_cache
+    );
     assert!(!bundle.join(".nvidia-runtime/previous").exists());
 
     // Our marker in a config.json the bundle has no record of: refused, naming it.

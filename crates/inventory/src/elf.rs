@@ -17,6 +17,8 @@ const DT_SONAME: u64 = 14;
 /// Real libraries have a few dozen dynamic entries; a bound keeps a corrupt file from costing more.
 const MAX_DYNAMIC_BYTES: u64 = 64 * 1024;
 const MAX_PHNUM: u16 = 256;
+/// Linkers write 56-byte program headers; a little room for a future, larger one.
+const MAX_PHENTSIZE: u16 = 128;
 const MAX_SONAME: usize = 256;
 
 /// What discovery needs to know of a library file.
@@ -34,6 +36,8 @@ const HEAD: usize = 4096;
 struct Image {
     f: Reader,
     head: Vec<u8>,
+    /// The file's size: no read is larger, so no header field can make us allocate more.
+    size: u64,
 }
 
 impl Image {
@@ -41,6 +45,9 @@ impl Image {
         let end = offset.checked_add(len as u64)?;
         if end <= self.head.len() as u64 {
             return Some(self.head[offset as usize..end as usize].to_vec());
+        }
+        if end > self.size {
+            return None;
         }
         let mut buf = vec![0u8; len];
         self.f.read_at(&mut buf, offset).ok()?;
@@ -51,10 +58,11 @@ impl Image {
 /// Reads the machine and soname of a little-endian ELF64 file. `Ok(None)`: not such a file.
 pub(crate) fn read(path: &Path) -> io::Result<Option<ElfInfo>> {
     let f = Reader::open(path)?;
+    let size = f.size()?;
     let mut head = vec![0u8; HEAD];
     let got = f.read_up_to(&mut head, 0);
     head.truncate(got);
-    let img = Image { f, head };
+    let img = Image { f, head, size };
     let Some(eh) = img.get(0, 64) else {
         return Ok(None);
     };
@@ -67,7 +75,7 @@ pub(crate) fn read(path: &Path) -> io::Result<Option<ElfInfo>> {
     let phentsize = u16le(&eh, 54);
     let phnum = u16le(&eh, 56);
     let info = |soname| Ok(Some(ElfInfo { machine, soname }));
-    if phentsize < 56 || phnum == 0 || phnum > MAX_PHNUM {
+    if !(56..=MAX_PHENTSIZE).contains(&phentsize) || phnum == 0 || phnum > MAX_PHNUM {
         return info(None);
     }
 
@@ -155,6 +163,86 @@ mod tests {
         std::fs::write(&p, [0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0]).unwrap();
         assert_eq!(read(&p).unwrap(), None);
         assert!(read(&t.path().join("missing")).is_err());
+    }
+
+    /// A minimal ELF64 shared object: header, one PT_LOAD covering the file, one PT_DYNAMIC
+    /// with DT_STRTAB and DT_SONAME, and the string "libz.so.1".
+    fn tiny_elf() -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        b[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+        b[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        b[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        b[56..58].copy_from_slice(&2u16.to_le_bytes()); // e_phnum
+        let dyn_at = 64 + 2 * 56;
+        let str_at = dyn_at + 3 * 16;
+        let end = str_at + 16;
+        let ph = |kind: u32, offset: u64, size: u64| {
+            let mut h = vec![0u8; 56];
+            h[..4].copy_from_slice(&kind.to_le_bytes());
+            h[8..16].copy_from_slice(&offset.to_le_bytes());
+            h[16..24].copy_from_slice(&offset.to_le_bytes()); // vaddr = offset
+            h[32..40].copy_from_slice(&size.to_le_bytes());
+            h
+        };
+        b.extend(ph(PT_LOAD, 0, end as u64));
+        b.extend(ph(PT_DYNAMIC, dyn_at as u64, 48));
+        for (tag, val) in [(DT_STRTAB, str_at as u64), (DT_SONAME, 1), (DT_NULL, 0)] {
+            b.extend(tag.to_le_bytes());
+            b.extend(val.to_le_bytes());
+        }
+        b.extend(b"\0libz.so.1\0\0\0\0\0\0");
+        b
+    }
+
+    #[test]
+    fn reads_a_soname() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("libz.so");
+        std::fs::write(&p, tiny_elf()).unwrap();
+        let info = read(&p).unwrap().unwrap();
+        assert_eq!(info.soname.as_deref(), Some("libz.so.1"));
+    }
+
+    #[test]
+    fn hostile_headers_cost_at_most_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("x");
+        let good = tiny_elf();
+        // header fields that would have us read (and allocate) far beyond the file
+        let cases: [(usize, &[u8]); 6] = [
+            (54, &u16::MAX.to_le_bytes()),                // e_phentsize 65535
+            (32, &(u64::MAX - 8).to_le_bytes()),          // e_phoff near the end of u64
+            (64 + 56 + 8, &(u64::MAX / 2).to_le_bytes()), // PT_DYNAMIC offset
+            (64 + 56 + 32, &u64::MAX.to_le_bytes()),      // PT_DYNAMIC size
+            (64 + 2 * 56 + 24, &u64::MAX.to_le_bytes()),  // DT_SONAME offset
+            (64 + 32, &0u64.to_le_bytes()),               // PT_LOAD maps nothing
+        ];
+        for (at, bytes) in cases {
+            let mut elf = good.clone();
+            elf[at..at + bytes.len()].copy_from_slice(bytes);
+            std::fs::write(&p, &elf).unwrap();
+            let info = read(&p).unwrap().unwrap();
+            assert_eq!(info.soname, None, "field at {at}");
+        }
+        // every truncation, and random bytes after a valid ELF header, never panic
+        for len in 0..good.len() {
+            std::fs::write(&p, &good[..len]).unwrap();
+            let _ = read(&p).unwrap();
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut elf = good.clone();
+            for _ in 0..4 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = 16 + (x % (elf.len() as u64 - 16)) as usize;
+                elf[at] = (x >> 32) as u8;
+            }
+            std::fs::write(&p, &elf).unwrap();
+            let _ = read(&p).unwrap();
+        }
     }
 
     #[test]

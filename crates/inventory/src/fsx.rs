@@ -161,16 +161,31 @@ pub(crate) fn read_text(path: &Path) -> io::Result<String> {
     })
 }
 
+/// The most [`read`] takes of one file: a host's `ld.so.cache` is well under a megabyte, the
+/// kernel's text files a few kilobytes; whatever is bigger is not what we are looking for.
+pub(crate) const MAX_READ: usize = 64 << 20;
+
 /// A whole file, read without asking its size first (std's `read_to_end` stats and seeks the
-/// file; proc files say 0 anyway): plain reads until one returns nothing.
+/// file; proc files say 0 anyway): plain reads until one returns nothing, and no more than
+/// [`MAX_READ`] bytes (an error beyond).
 pub(crate) fn read(path: &Path) -> io::Result<Vec<u8>> {
+    read_at_most(path, MAX_READ)
+}
+
+fn read_at_most(path: &Path, max: usize) -> io::Result<Vec<u8>> {
     witness_before_read(path);
     let b = File::open(path).and_then(|mut f| {
-        let mut b = vec![0u8; 4096];
+        let mut b = vec![0u8; 4096.min(max + 1)];
         let mut len = 0;
         loop {
             if len == b.len() {
-                b.resize(len * 2, 0);
+                if len > max {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("larger than {max} bytes"),
+                    ));
+                }
+                b.resize((len * 2).min(max + 1), 0);
             }
             match f.read(&mut b[len..]) {
                 Ok(0) => break,
@@ -241,6 +256,11 @@ impl Reader {
             #[cfg(test)]
             path: path.to_path_buf(),
         })
+    }
+
+    /// The file's size now.
+    pub(crate) fn size(&self) -> io::Result<u64> {
+        self.file.metadata().map(|md| md.len())
     }
 
     pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -314,6 +334,27 @@ impl<'a> Resolver<'a> {
             None => metadata(&path)?,
         };
         Ok(Resolved { path, metadata })
+    }
+
+    /// The target of the symlink at `path` (absolute in the root's view): its directory is
+    /// resolved inside the root, its last component is not followed and must be a symlink.
+    pub(crate) fn read_link(&mut self, path: &Path) -> io::Result<PathBuf> {
+        let lexical = lexical_components(path);
+        let not_a_link = || io::Error::new(io::ErrorKind::InvalidInput, "not a symbolic link");
+        let Some((last, parent)) = lexical.split_last() else {
+            return Err(not_a_link());
+        };
+        if last == ".." {
+            return Err(not_a_link());
+        }
+        let mut hops = 0;
+        let mut comps = self.dir(parent, &mut hops)?;
+        comps.push(last.clone());
+        let host = self.host_path(&comps);
+        if !symlink_metadata(&host)?.file_type().is_symlink() {
+            return Err(not_a_link());
+        }
+        read_link(&host)
     }
 
     /// The real components of a directory, from the memo or by walking it one component past
@@ -449,6 +490,34 @@ mod tests {
         fs::create_dir(r.join("nodir")).unwrap();
         fs::write(r.join("nodir/a"), b"").unwrap();
         assert!(resolve("/nodir/a").is_err());
+    }
+
+    #[test]
+    fn reads_are_bounded() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        fs::write(&p, vec![b'x'; 10_000]).unwrap();
+        assert_eq!(read_at_most(&p, 10_000).unwrap().len(), 10_000);
+        let err = read_at_most(&p, 9_999).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read_at_most(&p, 100_000).unwrap().len(), 10_000);
+    }
+
+    #[test]
+    fn read_link_does_not_follow_the_last_component() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("usr/lib")).unwrap();
+        fs::write(r.join("usr/lib/libx.so.1.2"), b"x").unwrap();
+        symlink("usr/lib", r.join("lib")).unwrap();
+        symlink("libx.so.1.2", r.join("usr/lib/libx.so.1")).unwrap();
+        let mut res = Resolver::new(r);
+        assert_eq!(
+            res.read_link(Path::new("/lib/libx.so.1")).unwrap(),
+            PathBuf::from("libx.so.1.2")
+        );
+        assert!(res.read_link(Path::new("/lib/libx.so.1.2")).is_err());
+        assert!(res.read_link(Path::new("/lib/nope")).is_err());
     }
 
     #[test]

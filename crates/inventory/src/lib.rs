@@ -227,6 +227,19 @@ pub struct Library {
     pub soname: Option<String>,
     /// Which capability brings it.
     pub capability: Capability,
+    /// The other names the host gives it in the driver's library dirs (development links such
+    /// as `libnvidia-ml.so -> libnvidia-ml.so.1`), not counting the file and its SONAME.
+    pub links: Vec<LibraryLink>,
+}
+
+/// A symlink the host has for a library, as a container should have it beside the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryLink {
+    /// The link's name, e.g. "libnvidia-ml.so".
+    pub name: String,
+    /// What it points at: the host's own target where that is a name the container also has
+    /// (the SONAME, another link), else the library's file name.
+    pub target: String,
 }
 
 /// A file or directory to bind into the container.

@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fsx::{self, Resolved, Resolver};
-use crate::{elf, Capability, Library};
+use crate::{elf, Capability, Library, LibraryLink};
 
 /// Where the host's loader cache is, in the driver root's view.
 pub(crate) const LD_SO_CACHE: &str = "/etc/ld.so.cache";
@@ -217,13 +217,88 @@ pub(crate) fn find(
     }
 
     let mut libs = found.libs;
+    for (lib, &i) in libs.iter_mut().zip(&found.lib_specs) {
+        lib.links = links_of(res, lib, &SPECS[i], &cache);
+    }
     libs.sort_by(|a, b| (a.capability, &a.file_name).cmp(&(b.capability, &b.file_name)));
     libs
+}
+
+/// The symlinks the host has for `lib`, without listing a directory: the loader cache's
+/// entries of its name (ldconfig lists every link it saw), and its unversioned name and
+/// SONAME beside the file (a link made after the last ldconfig). Each must be a symlink that
+/// leads to the library's very file.
+fn links_of(
+    res: &mut Resolver<'_>,
+    lib: &Library,
+    spec: &Spec,
+    cache: &ldcache::Cache,
+) -> Vec<LibraryLink> {
+    let mut candidates: Vec<PathBuf> = cache
+        .entries
+        .iter()
+        .filter(|e| e.flags == ldcache::FLAG_X86_64_LIBC6 && has_prefix(&e.name, spec.name))
+        .map(|e| e.path.clone())
+        .collect();
+    if let Ok(in_root) = lib.host_path.strip_prefix(res.root()) {
+        if let Some(dir) = Path::new("/").join(in_root).parent() {
+            candidates.push(dir.join(spec.name));
+            if let Some(soname) = &lib.soname {
+                candidates.push(dir.join(soname));
+            }
+        }
+    }
+    // (name, the host's target)
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for candidate in candidates {
+        let Some(name) = candidate.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name == lib.file_name
+            || Some(name) == lib.soname.as_deref()
+            || !has_prefix(name, spec.name)
+            || found.iter().any(|(n, _)| n == name)
+        {
+            continue;
+        }
+        let Ok(target) = res.read_link(&candidate) else {
+            continue;
+        };
+        match res.resolve(&candidate) {
+            Ok(real) if real.path == lib.host_path => found.push((name.to_string(), target)),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(link = %candidate.display(), error = %e, "cannot resolve link")
+            }
+        }
+    }
+    let names: Vec<&str> = found
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .chain(lib.soname.as_deref())
+        .collect();
+    let mut links: Vec<LibraryLink> = found
+        .iter()
+        .map(|(name, target)| {
+            let target = target
+                .to_str()
+                .filter(|t| !t.contains('/') && *t != name && names.contains(t))
+                .unwrap_or(&lib.file_name);
+            LibraryLink {
+                name: name.clone(),
+                target: target.to_string(),
+            }
+        })
+        .collect();
+    links.sort_by(|a, b| a.name.cmp(&b.name));
+    links
 }
 
 #[derive(Default)]
 struct Found {
     libs: Vec<Library>,
+    /// The index in [`SPECS`] of each of `libs`.
+    lib_specs: Vec<usize>,
     names: HashSet<String>,
     specs: HashSet<usize>,
 }
@@ -290,7 +365,9 @@ impl Found {
             file_name,
             soname,
             capability: spec.capability,
+            links: Vec::new(),
         });
+        self.lib_specs.push(i);
         true
     }
 }
@@ -318,6 +395,83 @@ mod tests {
             .unwrap();
         assert!(wl.accepts("libnvidia-egl-wayland.so.1.1.19", "580.159.04"));
         assert!(!wl.accepts("libnvidia-egl-wayland.so.1.x", "580.159.04"));
+    }
+
+    /// The simulated driver root of `tests/fixtures/make-driver-root.sh`, or `None` (skipped)
+    /// where it cannot be built (it needs root and gcc).
+    fn sim(dir: &Path) -> Option<PathBuf> {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/make-driver-root.sh");
+        let root = dir.join("root");
+        let ok = std::process::Command::new("bash")
+            .arg(script)
+            .arg("1")
+            .arg(&root)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: make-driver-root.sh needs root and gcc");
+        }
+        ok.then_some(root)
+    }
+
+    fn links(inv: &crate::Inventory, file: &str) -> Vec<(String, String)> {
+        let lib = inv.libraries.iter().find(|l| l.file_name == file).unwrap();
+        lib.links
+            .iter()
+            .map(|l| (l.name.clone(), l.target.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_hosts_links_are_found_without_listing_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(root) = sim(dir.path()) else { return };
+        let lib64 = root.join("usr/local/nvidia/lib64");
+        let pair = |a: &str, b: &str| vec![(a.to_string(), b.to_string())];
+        for with_cache in [true, false] {
+            let inv = crate::discover(&crate::Roots::all(&root)).unwrap();
+            assert_eq!(
+                links(&inv, "libnvidia-ml.so.580.159.04"),
+                pair("libnvidia-ml.so", "libnvidia-ml.so.1")
+            );
+            assert_eq!(
+                links(&inv, "libcuda.so.580.159.04"),
+                pair("libcuda.so", "libcuda.so.1")
+            );
+            // made after ldconfig: not in the cache, found beside the file
+            assert_eq!(
+                links(&inv, "libnvidia-allocator.so.580.159.04"),
+                pair("libnvidia-allocator.so", "libnvidia-allocator.so.1")
+            );
+            // the SONAME is the file name: nothing more
+            assert_eq!(links(&inv, "libnvidia-gpucomp.so.580.159.04"), vec![]);
+            if with_cache {
+                std::fs::remove_file(root.join("etc/ld.so.cache")).unwrap();
+            }
+        }
+
+        // a link to another file (an older driver's), and one with an absolute target
+        std::fs::copy(
+            lib64.join("libnvidia-cfg.so.580.159.04"),
+            lib64.join("libnvidia-cfg.so.575.1"),
+        )
+        .unwrap();
+        std::fs::remove_file(lib64.join("libnvidia-cfg.so")).unwrap();
+        std::os::unix::fs::symlink("libnvidia-cfg.so.575.1", lib64.join("libnvidia-cfg.so"))
+            .unwrap();
+        std::fs::remove_file(lib64.join("libnvidia-ml.so")).unwrap();
+        std::os::unix::fs::symlink(
+            "/usr/local/nvidia/lib64/libnvidia-ml.so.580.159.04",
+            lib64.join("libnvidia-ml.so"),
+        )
+        .unwrap();
+        let inv = crate::discover(&crate::Roots::all(&root)).unwrap();
+        assert_eq!(links(&inv, "libnvidia-cfg.so.580.159.04"), vec![]);
+        assert_eq!(
+            links(&inv, "libnvidia-ml.so.580.159.04"),
+            pair("libnvidia-ml.so", "libnvidia-ml.so.580.159.04")
+        );
     }
 
     #[test]

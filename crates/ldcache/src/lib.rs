@@ -180,6 +180,23 @@ pub enum Error {
     InteriorNul { name: String, field: &'static str },
     #[error("cache does not fit the 32-bit offsets of ld.so.cache ({size} bytes)")]
     TooLarge { size: u64 },
+    #[error(
+        "ld.so.cache entry {index}: its names add up to more than {limit} bytes, too many for \
+         a {file_len}-byte file (entries that share one long string?); not a cache ldconfig wrote"
+    )]
+    TooMuchText {
+        index: usize,
+        limit: u64,
+        file_len: u64,
+    },
+}
+
+/// How many bytes of names and paths a file of `file_len` bytes may decode to. A cache ldconfig
+/// writes decodes to about its own size (each entry's name is the tail of its path and shares
+/// its bytes), so a few times the input is room enough; a forged file whose thousands of
+/// entries all point at one long string would otherwise cost entries × length bytes and time.
+fn text_budget(file_len: u64) -> u64 {
+    file_len.saturating_mul(4).saturating_add(64 * 1024)
 }
 
 #[derive(Clone, Copy)]
@@ -201,9 +218,19 @@ impl Endian {
 struct Reader<'a> {
     data: &'a [u8],
     endian: Endian,
+    /// Bytes of strings still allowed to be scanned and copied; see [`text_budget`].
+    text_left: std::cell::Cell<u64>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(data: &'a [u8], endian: Endian) -> Reader<'a> {
+        Reader {
+            data,
+            endian,
+            text_left: std::cell::Cell::new(text_budget(data.len() as u64)),
+        }
+    }
+
     fn bytes<const N: usize>(&self, offset: u64, what: &'static str) -> Result<[u8; N], Error> {
         let truncated = || Error::Truncated {
             what,
@@ -262,14 +289,24 @@ impl Reader<'_> {
                 offset: at,
                 file_len,
             })?;
-        let len = tail
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(Error::UnterminatedString {
+        // Never scan further than the budget allows, so that time is bounded like memory.
+        let left = self.text_left.get();
+        let window = &tail[..tail.len().min(usize::try_from(left).unwrap_or(usize::MAX))];
+        let Some(len) = window.iter().position(|&b| b == 0) else {
+            if window.len() < tail.len() {
+                return Err(Error::TooMuchText {
+                    index,
+                    limit: text_budget(file_len),
+                    file_len,
+                });
+            }
+            return Err(Error::UnterminatedString {
                 index,
                 field,
                 offset: at,
-            })?;
+            });
+        };
+        self.text_left.set(left - len as u64);
         Ok(&tail[..len])
     }
 }
@@ -378,10 +415,7 @@ fn identity(e: &Entry) -> (&str, i32, HwcapIdentity<'_>) {
 }
 
 fn parse_new(bytes: &[u8], base: u64) -> Result<Cache, Error> {
-    let native = Reader {
-        data: bytes,
-        endian: Endian::NATIVE,
-    };
+    let native = Reader::new(bytes, Endian::NATIVE);
     native.need(base + NEW_HEADER_LEN, "new-format header")?;
     let [flags] = native.bytes::<1>(base + 28, "new-format header")?;
     let endian = match flags & ENDIAN_MASK {
@@ -390,10 +424,7 @@ fn parse_new(bytes: &[u8], base: u64) -> Result<Cache, Error> {
         ENDIAN_BIG => Endian::Big,
         _ => return Err(Error::InvalidEndianness { flags }),
     };
-    let r = Reader {
-        data: bytes,
-        endian,
-    };
+    let r = Reader::new(bytes, endian);
     let nlibs = r.u32(base + 20, "new-format header")?;
     let len_strings = r.u32(base + 24, "new-format header")?;
     let entries_start = base + NEW_HEADER_LEN;
@@ -419,10 +450,7 @@ fn parse_new(bytes: &[u8], base: u64) -> Result<Cache, Error> {
 
 fn parse_old(bytes: &[u8]) -> Result<Cache, Error> {
     // The old format records no byte order; only native caches are usable.
-    let r = Reader {
-        data: bytes,
-        endian: Endian::NATIVE,
-    };
+    let r = Reader::new(bytes, Endian::NATIVE);
     r.need(OLD_HEADER_LEN, "old-format header")?;
     let nlibs = r.u32(12, "old-format header")?;
     let entries_end = OLD_HEADER_LEN + u64::from(nlibs) * OLD_ENTRY_LEN;

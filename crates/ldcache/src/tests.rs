@@ -254,6 +254,181 @@ fn huge_nlibs_is_truncated_not_an_allocation() {
     assert!(matches!(Cache::parse(&bytes), Err(Error::Truncated { .. })));
 }
 
+/// Counts the bytes this thread has allocated and not freed, and their peak, so that a test
+/// can see what a parse costs without other tests' threads adding to it.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LIVE: Cell<usize> = const { Cell::new(0) };
+        static PEAK: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct Counting;
+
+    fn grew(by: usize) {
+        let live = LIVE.with(|l| {
+            l.set(l.get().saturating_add(by));
+            l.get()
+        });
+        PEAK.with(|p| p.set(p.get().max(live)));
+    }
+
+    fn shrank(by: usize) {
+        LIVE.with(|l| l.set(l.get().saturating_sub(by)));
+    }
+
+    // SAFETY: every call is passed on to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            grew(layout.size());
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            shrank(layout.size());
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            shrank(layout.size());
+            grew(new_size);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// The most this thread had allocated at once while `f` ran, beyond what it had before.
+    pub(super) fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let before = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(before));
+        let value = f();
+        (value, PEAK.with(Cell::get) - before)
+    }
+}
+
+/// What a parse of `bytes` may cost at most: a few times the input (entries, strings), and
+/// never the product of an entry count and a string length.
+fn assert_bounded(bytes: &[u8]) -> Result<Cache, Error> {
+    let started = std::time::Instant::now();
+    let (parsed, peak) = counting::peak_during(|| Cache::parse(bytes));
+    let limit = 16 * bytes.len() + (1 << 20);
+    assert!(
+        peak <= limit,
+        "parsing {} bytes took {peak} bytes at once (limit {limit})",
+        bytes.len()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "parsing {} bytes took {:?}",
+        bytes.len(),
+        started.elapsed()
+    );
+    parsed
+}
+
+/// `n` entries whose name and path are all one `len`-byte string.
+fn one_long_string_new(n: u32, len: usize) -> Vec<u8> {
+    let mut raw = RawNew::new();
+    raw.entries = vec![(0, 0, 0, 0, 0); n as usize];
+    let base = raw.header_and_entries_len();
+    let at = raw.string(&"a".repeat(len)) + base;
+    raw.entries = vec![(FLAG_X86_64_LIBC6, at, at, 0, 0); n as usize];
+    raw.bytes()
+}
+
+#[test]
+fn entries_sharing_one_long_string_cost_what_the_file_holds() {
+    // ~2 MB that would decode to 40000 × 2 × 1 MB = 80 GB if every entry were copied
+    let hostile = one_long_string_new(40_000, 1 << 20);
+    let err = assert_bounded(&hostile).unwrap_err();
+    assert!(matches!(err, Error::TooMuchText { .. }), "{err}");
+    assert!(
+        err.to_string().contains("not a cache ldconfig wrote"),
+        "{err}"
+    );
+
+    let mut strings = vec![b'/'; 1 << 20];
+    strings.push(0);
+    let old = old_bytes(&vec![(FLAG_X86_64_LIBC6, 0, 0); 40_000], &strings);
+    assert!(matches!(
+        assert_bounded(&old),
+        Err(Error::TooMuchText { .. })
+    ));
+    // the same inside a compat file's embedded new section
+    let mut embedded = vec![0u8; 4];
+    embedded.extend_from_slice(&hostile);
+    let compat = old_bytes(&[(3, 0, 0)], &embedded);
+    assert!(matches!(
+        assert_bounded(&compat),
+        Err(Error::TooMuchText { .. })
+    ));
+    // a long string without its NUL is scanned once, not once per entry
+    let mut unterminated = one_long_string_new(40_000, 1 << 20);
+    unterminated.pop();
+    assert!(assert_bounded(&unterminated).is_err());
+}
+
+#[test]
+fn shared_strings_within_the_budget_still_parse() {
+    // the tail merging ldconfig does (a name is the end of its path) and a few entries per
+    // path (one library under several flags) stay far below the budget
+    let mut cache = Cache::new();
+    for i in 0..2000 {
+        let path = format!("/usr/lib/x86_64-linux-gnu/libwith-a-long-name-{i}.so.1");
+        cache.insert(e(&format!("libwith-a-long-name-{i}.so.1"), &path));
+        cache.insert(Entry::new(
+            format!("libwith-a-long-name-{i}.so.1"),
+            &path,
+            FLAG_X32_LIBC6,
+        ));
+    }
+    let bytes = cache.to_bytes();
+    assert_eq!(assert_bounded(&bytes).unwrap().entries.len(), 4000);
+    // one string shared by entries, up to about four times the file's size, is accepted
+    let fine = one_long_string_new(8, 2048);
+    assert_eq!(assert_bounded(&fine).unwrap().entries.len(), 8);
+}
+
+#[test]
+fn random_and_truncated_bytes_never_panic_and_cost_what_they_are() {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let seeds = [
+        one_long_string_new(64, 512),
+        two_entry_raw().bytes(),
+        old_bytes(&[(3, 0, 4), (3, 4, 0)], b"abc\0def\0"),
+    ];
+    for _ in 0..3000 {
+        let seed = &seeds[(rng.next() % seeds.len() as u64) as usize];
+        let mut bytes = seed.clone();
+        match rng.next() % 3 {
+            // point entry fields anywhere: at the strings, past the end, at each other
+            0 => {
+                for _ in 0..1 + rng.next() % 32 {
+                    let at = (rng.next() % bytes.len() as u64) as usize & !3;
+                    let v = (rng.next() % (bytes.len() as u64 + 8)) as u32;
+                    if at + 4 <= bytes.len() {
+                        bytes[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+                    }
+                }
+            }
+            1 => bytes.truncate((rng.next() % bytes.len() as u64) as usize),
+            _ => {
+                let len = (rng.next() % 4096) as usize;
+                let magic: &[u8] = if rng.next() % 2 == 0 {
+                    NEW_MAGIC
+                } else {
+                    OLD_MAGIC
+                };
+                bytes = magic.to_vec();
+                bytes.extend((0..len).map(|_| rng.next() as u8));
+            }
+        }
+        let _ = assert_bounded(&bytes);
+    }
+}
+
 #[test]
 fn string_offsets_out_of_range_are_errors() {
     let mut raw = two_entry_raw();

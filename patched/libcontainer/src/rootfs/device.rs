@@ -114,15 +114,20 @@ impl Device {
             full_container_path
         );
 
-        let fd = open(
+        // Only create the mount point: whatever the image already has there (a FIFO, a device
+        // node of its choosing) is mounted over, never opened.
+        match open(
             &full_container_path,
-            OFlag::O_RDWR | OFlag::O_CREAT,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o644),
-        )
-        .inspect_err(|err| {
-            tracing::error!("failed to open bind dev {:?}: {}", full_container_path, err);
-        })?;
-        close(fd)?;
+        ) {
+            Ok(fd) => close(fd)?,
+            Err(nix::errno::Errno::EEXIST) => {}
+            Err(err) => {
+                tracing::error!("failed to open bind dev {:?}: {}", full_container_path, err);
+                return Err(err.into());
+            }
+        }
         self.syscall
             .mount(
                 Some(dev.path()),
