@@ -59,7 +59,19 @@ int main() {
     return 0;
 }
 EOF
-for prog in vecadd whichgpu; do
+# dlopen NAME...: what a program that dlopens a library by a development name gets.
+cat >"$W/dlopen.cu" <<'EOF'
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        void *h = dlopen(argv[i], RTLD_NOW);
+        printf("dlopen %s: %s\n", argv[i], h ? "ok" : dlerror());
+    }
+    return 0;
+}
+EOF
+for prog in vecadd whichgpu dlopen; do
     if ! nvcc -O2 -cudart static -o "$W/$prog" "$W/$prog.cu" >>"$LOG" 2>&1; then
         fail "nvcc build of $prog"
         say "$PASSED passed, $FAILED failed"
@@ -75,8 +87,8 @@ cp "$BUSYBOX" "$ROOTFS/bin/busybox"
 for tool in sh ls cat grep mknod head echo id env readlink wc sort sed; do
     ln -sf busybox "$ROOTFS/bin/$tool"
 done
-cp "$W/vecadd" "$W/whichgpu" "$ROOTFS/usr/bin/"
-for bin in "$W/vecadd" "$W/whichgpu" "$(command -v nvidia-smi)"; do
+cp "$W/vecadd" "$W/whichgpu" "$W/dlopen" "$ROOTFS/usr/bin/"
+for bin in "$W/vecadd" "$W/whichgpu" "$W/dlopen" "$(command -v nvidia-smi)"; do
     ldd "$bin" | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}' | while read -r lib; do
         case "$lib" in */nvidia*|*libnvidia*|*libcuda*|"") continue ;; esac
         cp -L "$lib" "$ROOTFS/lib/x86_64-linux-gnu/" 2>/dev/null || true
@@ -84,6 +96,10 @@ for bin in "$W/vecadd" "$W/whichgpu" "$(command -v nvidia-smi)"; do
 done
 cp -L /lib64/ld-linux-x86-64.so.2 "$ROOTFS/lib64/"
 if [ -x /sbin/ldconfig.real ]; then cp /sbin/ldconfig.real "$ROOTFS/sbin/ldconfig"; else cp -L /sbin/ldconfig "$ROOTFS/sbin/ldconfig"; fi
+# as Debian's images have it, so that the container's ldconfig reads ld.so.conf.d
+mkdir -p "$ROOTFS/etc/ld.so.conf.d"
+echo 'include /etc/ld.so.conf.d/*.conf' >"$ROOTFS/etc/ld.so.conf"
+printf '/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n' >"$ROOTFS/etc/ld.so.conf.d/x86_64-linux-gnu.conf"
 say "image files: $(find "$ROOTFS" -type f | wc -l); NVIDIA files in image: $(find "$ROOTFS" -iname '*nvidia*' -o -iname '*cuda*' | wc -l)"
 
 # write_bundle DIR ENV_JSON_LIST READONLY EXTRA_CAPS ARGS...
@@ -153,6 +169,22 @@ echo "$OUTPUT" | grep -q '^vecadd OK' && pass "CUDA kernel result correct in the
 echo "$OUTPUT" | grep -q 'libcuda.so.1 (libc6,x86-64)' && pass "ldconfig -p lists libcuda.so.1" || fail "ldconfig -p does not list libcuda.so.1"
 echo "$OUTPUT" | grep -q 'libcuda.so -> libcuda.so.1' && pass "libcuda.so dev link exists" || fail "libcuda.so link"
 [ $RC -eq 0 ] && pass "exit code 0" || fail "exit code $RC"
+
+say "== ldconfig inside a GPU container; the host's development links"
+# (link name, library file) of every link the host's driver dir has to a library
+LIBDIR=$(dirname "$(ldconfig -p | sed -n 's/.*libcuda.so.1 (libc6,x86-64) => //p' | head -n1)")
+PAIRS=$(for l in "$LIBDIR"/*.so*; do [ -L "$l" ] && [ -f "$l" ] && echo "$(basename "$l")=$(basename "$(readlink -f "$l")")"; done | tr '\n' ' ')
+say "host driver dir $LIBDIR: $(echo $PAIRS | wc -w) links"
+run_case ldconfig '["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=all"]' 0 "" \
+    "ldconfig; echo \"ldconfig rc=\$?\"; ldconfig -p | grep -E 'libcuda.so.1 |libnvidia-ml.so.1 '; vecadd; dlopen libnvidia-ml.so libcuda.so; for p in $PAIRS; do l=\${p%%=*}; f=\${p#*=}; [ -e /usr/lib/x86_64-linux-gnu/\$f ] && { [ -e /usr/lib/x86_64-linux-gnu/\$l ] || echo \"missing link \$l -> \$f\"; }; done; echo links-checked"
+echo "$OUTPUT" | grep -q '^ldconfig rc=0$' && pass "ldconfig inside a GPU container succeeds" || fail "ldconfig inside: $(echo "$OUTPUT" | head -n3 | tr '\n' ' ')"
+echo "$OUTPUT" | grep -q 'libcuda.so.1 (libc6,x86-64)' && echo "$OUTPUT" | grep -q 'libnvidia-ml.so.1 (libc6,x86-64)' \
+    && pass "after the container's ldconfig, ldconfig -p still lists libcuda.so.1 and libnvidia-ml.so.1" || fail "cache after ldconfig"
+echo "$OUTPUT" | grep -q '^vecadd OK' && pass "CUDA runs after the container's ldconfig" || fail "CUDA after ldconfig"
+echo "$OUTPUT" | grep -q '^dlopen libnvidia-ml.so: ok' && echo "$OUTPUT" | grep -q '^dlopen libcuda.so: ok' \
+    && pass "dlopen of the development names libnvidia-ml.so and libcuda.so works" || fail "dlopen: $(echo "$OUTPUT" | grep '^dlopen' | tr '\n' ' ')"
+echo "$OUTPUT" | grep -q '^links-checked' && ! echo "$OUTPUT" | grep -q '^missing link' \
+    && pass "every host link to an injected library exists in the container" || fail "links: $(echo "$OUTPUT" | grep '^missing link' | head -n5 | tr '\n' ' ')"
 
 say "== by UUID, read-only rootfs"
 run_case uuid-ro "[\"NVIDIA_VISIBLE_DEVICES=$GPU0_UUID\"]" 1 "" 'vecadd; ldconfig -p | grep -c libcuda.so.1; touch /x 2>&1'
