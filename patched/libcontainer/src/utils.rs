@@ -147,11 +147,41 @@ pub fn get_user_home(uid: u32) -> Option<PathBuf> {
     }
 }
 
-/// If None, it will generate a default path for cgroups.
+/// An error and its causes on one line, `outer: inner: root cause`. Errors of the container's
+/// processes reach the caller as text, so without this only the outermost message would
+/// arrive ("failed to prepare rootfs") and not what failed. A cause whose text its parent
+/// already ends with is not repeated.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        let message = err.to_string();
+        if !message.is_empty() && !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = err.source();
+    }
+    text
+}
+
+/// The cgroup path of a container whose spec names none: runc's, so that monitoring and
+/// cleanup tools that know runc find it. With cgroupfs it is `<id>`, relative, so it lands
+/// under the caller's own cgroup in each hierarchy; with systemd, a `runc-<id>.scope` unit in
+/// `system.slice`.
+pub fn default_cgroup_path(container_id: &str, systemd: bool) -> PathBuf {
+    if systemd {
+        PathBuf::from(format!("system.slice:runc:{container_id}"))
+    } else {
+        PathBuf::from(container_id)
+    }
+}
+
+/// If None, the cgroupfs default, see [`default_cgroup_path`].
 pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> PathBuf {
     match cgroups_path {
         Some(cpath) => cpath.clone(),
-        None => PathBuf::from(format!(":youki:{container_id}")),
+        None => default_cgroup_path(container_id, false),
     }
 }
 
@@ -457,7 +487,11 @@ mod tests {
         let cid = "sample_container_id";
         assert_eq!(
             get_cgroup_path(&None, cid),
-            PathBuf::from(":youki:sample_container_id")
+            PathBuf::from("sample_container_id")
+        );
+        assert_eq!(
+            default_cgroup_path(cid, true),
+            PathBuf::from("system.slice:runc:sample_container_id")
         );
         assert_eq!(
             get_cgroup_path(&Some(PathBuf::from("/youki")), cid),

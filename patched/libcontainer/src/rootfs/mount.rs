@@ -66,6 +66,14 @@ pub enum MountError {
     UnsupportedMountOption(String),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
+    /// Names the spec mount that failed: the causes alone (ENOENT, EPERM…) do not say which.
+    #[error("error mounting {src:?} to rootfs at {dest:?}")]
+    Spec {
+        src: PathBuf,
+        dest: PathBuf,
+        #[source]
+        err: Box<MountError>,
+    },
 }
 
 type Result<T> = std::result::Result<T, MountError>;
@@ -135,6 +143,15 @@ impl Mount {
     }
 
     pub fn setup_mount(&self, mount: &SpecMount, options: &MountOptions) -> Result<()> {
+        self.setup_named_mount(mount, options)
+            .map_err(|err| MountError::Spec {
+                src: mount.source().clone().unwrap_or_default(),
+                dest: mount.destination().clone(),
+                err: Box::new(err),
+            })
+    }
+
+    fn setup_named_mount(&self, mount: &SpecMount, options: &MountOptions) -> Result<()> {
         tracing::debug!("mounting {:?}", mount);
         let mut mount_option_config = parse_mount(mount)?;
 
@@ -388,8 +405,12 @@ impl Mount {
             subsystem_name.into()
         };
 
+        // The spec's options (ro above all) apply to each controller, as in runc.
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags: MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | parse_mount(cgroup_mount)?.flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -449,10 +470,11 @@ impl Mount {
                         })?,
                 )
                 .typ("bind")
+                // The spec's options (ro above all) apply to each controller, as in runc:
+                // a writable bind would let the container raise its own limits.
                 .options(
-                    ["rw", "rbind"]
-                        .iter()
-                        .map(|o| o.to_string())
+                    std::iter::once("rbind".to_owned())
+                        .chain(cgroup_mount.options().iter().flatten().cloned())
                         .collect::<Vec<String>>(),
                 )
                 .build()?;
@@ -695,6 +717,7 @@ impl Mount {
                 None,
                 linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
             )?;
+            self.apply_propagation(m, mount_fd)?;
         } else {
             let mount_fn = || -> std::result::Result<(), SyscallError> {
                 // fsopen
@@ -713,6 +736,23 @@ impl Mount {
                     Some(src_str),
                     0,
                 )?;
+
+                // Flags of the superblock, which mount_setattr cannot set.
+                for (flag, name) in [
+                    (MsFlags::MS_SYNCHRONOUS, "sync"),
+                    (MsFlags::MS_DIRSYNC, "dirsync"),
+                    (MsFlags::MS_MANDLOCK, "mand"),
+                ] {
+                    if mount_option_config.flags.contains(flag) {
+                        self.syscall.fsconfig(
+                            fsfd,
+                            linux::FSCONFIG_SET_FLAG as u32,
+                            Some(name),
+                            None,
+                            0,
+                        )?;
+                    }
+                }
 
                 for opt in data_options.iter().filter(|s| !s.is_empty()) {
                     if let Some((k, v)) = opt.split_once('=') {
@@ -784,6 +824,7 @@ impl Mount {
                     None,
                     linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
                 )?;
+                self.apply_propagation(m, mount_fd)?;
                 Ok(())
             };
 
@@ -802,6 +843,47 @@ impl Mount {
             }
         }
 
+        Ok(())
+    }
+
+    /// Applies the propagation options of `m` (shared, slave, private, unbindable and their
+    /// recursive forms) to the mount `mount_fd`, in their order, once it is attached.
+    fn apply_propagation(
+        &self,
+        m: &SpecMount,
+        mount_fd: std::os::fd::BorrowedFd<'_>,
+    ) -> std::result::Result<(), SyscallError> {
+        for option in m.options().iter().flatten() {
+            let (propagation, recursive) = match option.as_str() {
+                "shared" => (MsFlags::MS_SHARED, false),
+                "rshared" => (MsFlags::MS_SHARED, true),
+                "slave" => (MsFlags::MS_SLAVE, false),
+                "rslave" => (MsFlags::MS_SLAVE, true),
+                "private" => (MsFlags::MS_PRIVATE, false),
+                "rprivate" => (MsFlags::MS_PRIVATE, true),
+                "unbindable" => (MsFlags::MS_UNBINDABLE, false),
+                "runbindable" => (MsFlags::MS_UNBINDABLE, true),
+                _ => continue,
+            };
+            let mount_attr = linux::MountAttr {
+                attr_set: 0,
+                attr_clr: 0,
+                propagation: propagation.bits() as u64,
+                userns_fd: 0,
+            };
+            let flags = if recursive {
+                linux::AT_EMPTY_PATH | linux::AT_RECURSIVE
+            } else {
+                linux::AT_EMPTY_PATH
+            };
+            self.syscall.mount_setattr(
+                mount_fd,
+                Path::new(""),
+                flags,
+                &mount_attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
         Ok(())
     }
 

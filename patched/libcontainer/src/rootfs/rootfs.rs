@@ -2,16 +2,18 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use nix::mount::MsFlags;
+use nix::sys::statfs::statfs;
 use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
 use super::mount::{Mount, MountOptions};
 use super::symlink::Symlink;
-use super::utils::default_devices;
+use super::utils::{default_devices, parse_mount};
 use super::{Result, RootfsError};
 use crate::error::MissingSpecError;
 use crate::syscall::Syscall;
 use crate::syscall::syscall::create_syscall;
+use crate::utils::PathBufExt;
 
 /// Holds information about rootfs
 pub struct RootFS {
@@ -122,6 +124,41 @@ impl RootFS {
         }?;
 
         symlinker.setup_ptmx(rootfs)?;
+        Ok(())
+    }
+
+    /// Makes `/dev` read-only if its spec mount says `ro`, as runc does: it is mounted writable
+    /// because devices, `/dev/console` and createContainer hooks make files in it, so this runs
+    /// after them, inside the container's root.
+    pub fn finalize_rootfs(&self, spec: &Spec) -> Result<()> {
+        let dev_is_readonly = spec.mounts().iter().flatten().any(|mount| {
+            mount.destination().normalize() == Path::new("/dev")
+                && parse_mount(mount).is_ok_and(|config| config.flags.contains(MsFlags::MS_RDONLY))
+        });
+        if !dev_is_readonly {
+            return Ok(());
+        }
+        let dev = Path::new("/dev");
+        // A remount replaces every per-mount flag: keep nosuid, noexec… as they are.
+        let current = statfs(dev)
+            .map_err(|err| RootfsError::Syscall(err.into()))?
+            .flags()
+            .bits();
+        self.syscall
+            .mount(
+                None,
+                dev,
+                None,
+                MsFlags::MS_REMOUNT
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::from_bits_truncate(current),
+                None,
+            )
+            .map_err(|err| {
+                tracing::error!(?err, "failed to remount /dev read-only");
+                err
+            })?;
         Ok(())
     }
 

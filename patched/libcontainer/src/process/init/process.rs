@@ -199,6 +199,11 @@ pub fn container_init_process(
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
+        RootFS::new().finalize_rootfs(ctx.spec).map_err(|err| {
+            tracing::error!(?err, "failed to finalize rootfs");
+            InitProcessError::RootFS(err)
+        })?;
+
         if ctx.rootfs_ro {
             let current_flags = statfs("/")
                 .map_err(|err| {
@@ -348,6 +353,12 @@ pub fn container_init_process(
         )?;
     }
 
+    // Before seccomp, which may forbid the syscalls this needs.
+    reset_signal_state().map_err(|err| {
+        tracing::error!(?err, "failed to reset the signal mask and dispositions");
+        InitProcessError::NixOther(err)
+    })?;
+
     // Without no new privileges, seccomp is a privileged operation. We have to
     // do this before dropping capabilities. Otherwise, we should do it later,
     // as close to exec as possible.
@@ -488,6 +499,26 @@ pub fn container_init_process(
     // example, the default executor is expected to call `exec` and replace the
     // current process.
     unreachable!("the executor should not return if it is successful.");
+}
+
+/// Gives the payload the signal state of a freshly started program. This process was forked
+/// from libcontainer's caller and exec keeps both the blocked mask and ignored dispositions,
+/// so a caller that blocks signals to wait for them (sigwait) or ignores some (Rust ignores
+/// SIGPIPE) would otherwise hand that on to the container's processes.
+fn reset_signal_state() -> std::result::Result<(), nix::Error> {
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours. It fails only for the numbers the C
+        // library keeps for itself (its first real-time signals), which exec resets anyway.
+        unsafe { libc::signal(signo, libc::SIG_DFL) };
+    }
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
 }
 
 fn sysctl(kernel_params: &HashMap<String, String>) -> Result<()> {
