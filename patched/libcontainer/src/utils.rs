@@ -483,6 +483,31 @@ mod tests {
     }
 
     #[test]
+    fn test_error_chain_shows_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        enum Inner {
+            #[error("io error")]
+            Io(#[source] std::io::Error),
+        }
+        #[derive(Debug, thiserror::Error)]
+        enum Outer {
+            #[error("failed to prepare rootfs")]
+            Rootfs(#[source] Inner),
+            #[error(transparent)]
+            Transparent(Inner),
+        }
+        let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            error_chain(&Outer::Rootfs(Inner::Io(io()))),
+            format!("failed to prepare rootfs: io error: {}", io())
+        );
+        assert_eq!(
+            error_chain(&Outer::Transparent(Inner::Io(io()))),
+            format!("io error: {}", io())
+        );
+    }
+
+    #[test]
     fn test_get_cgroup_path() {
         let cid = "sample_container_id";
         assert_eq!(

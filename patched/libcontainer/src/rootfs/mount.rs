@@ -1389,6 +1389,67 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn test_mount_applies_propagation_and_superblock_flags() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let m = Mount::new();
+        let mount = &SpecMountBuilder::default()
+            .destination(PathBuf::from("/mnt/sync"))
+            .typ("tmpfs")
+            .source(PathBuf::from("tmpfs"))
+            .options(
+                ["sync", "dirsync", "rshared", "unbindable", "size=1m"]
+                    .map(String::from)
+                    .to_vec(),
+            )
+            .build()?;
+        let mount_option_config = parse_mount(mount)?;
+        m.mount_into_container(mount, tmp_dir.path(), &mount_option_config, None)?;
+
+        let s = helper_syscall(&m);
+        assert_eq!(
+            s.get_fsconfig_args(),
+            vec![
+                fsc_str("source", "tmpfs"),
+                fsc_flag("sync"),
+                fsc_flag("dirsync"),
+                fsc_str("size", "1m"),
+                fsc_create(),
+            ]
+        );
+        // the per-mount attributes, then each propagation option once attached, in order
+        let setattr = s.get_mount_setattr_args();
+        assert_eq!(setattr.len(), 3);
+        assert_eq!(setattr[1].propagation, MsFlags::MS_SHARED.bits() as u64);
+        assert_ne!(setattr[1].flags & linux::AT_RECURSIVE, 0);
+        assert_eq!(setattr[2].propagation, MsFlags::MS_UNBINDABLE.bits() as u64);
+        assert_eq!(setattr[2].flags & linux::AT_RECURSIVE, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn test_failed_mount_names_source_and_destination() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let missing = tmp_dir.path().join("no-such-dir");
+        let mount = SpecMountBuilder::default()
+            .destination(PathBuf::from("/mnt/data"))
+            .typ("bind")
+            .source(&missing)
+            .options(vec!["rbind".to_string()])
+            .build()?;
+        let options = MountOptions {
+            root: tmp_dir.path(),
+            label: None,
+            cgroup_ns: false,
+        };
+        let err = Mount::new().setup_mount(&mount, &options).unwrap_err();
+        let text = crate::utils::error_chain(&err);
+        assert!(text.contains(&format!("{missing:?}")), "{text}");
+        assert!(text.contains("\"/mnt/data\""), "{text}");
+        assert!(text.contains("No such file or directory"), "{text}");
+        Ok(())
+    }
+
     struct FakeMountInfo {
         entries: Vec<MountInfo>,
     }

@@ -566,7 +566,10 @@ fn readonly_path(path: &Path, syscall: &dyn Syscall) -> Result<()> {
         }
 
         tracing::error!(?path, ?err, "failed to mount path as readonly");
-        return Err(InitProcessError::MountPathReadonly(err));
+        return Err(InitProcessError::MountPathReadonly {
+            path: path.to_owned(),
+            err,
+        });
     }
 
     syscall
@@ -584,7 +587,10 @@ fn readonly_path(path: &Path, syscall: &dyn Syscall) -> Result<()> {
         )
         .map_err(|err| {
             tracing::error!(?path, ?err, "failed to remount path as readonly");
-            InitProcessError::MountPathReadonly(err)
+            InitProcessError::MountPathReadonly {
+                path: path.to_owned(),
+                err,
+            }
         })?;
 
     tracing::debug!("readonly path {:?} mounted", path);
@@ -628,7 +634,10 @@ fn masked_paths(
                 )
                 .map_err(|err| {
                     tracing::error!(?path, ?err, "failed to mount path as masked using tempfs");
-                    InitProcessError::MountPathMasked(err)
+                    InitProcessError::MountPathMasked {
+                        path: path.to_owned(),
+                        err,
+                    }
                 })?;
         } else {
             // Destination is a file, bind mount /dev/null over the top of it.
@@ -638,7 +647,10 @@ fn masked_paths(
                     ?err,
                     "failed to mount path as masked using /dev/null"
                 );
-                InitProcessError::MountPathMasked(err)
+                InitProcessError::MountPathMasked {
+                    path: path.to_owned(),
+                    err,
+                }
             })?;
         }
     }
