@@ -14,7 +14,8 @@
 #  - `features` claims nothing the runtime does not do (no SELinux, no idmapped mounts) and
 #    has runc's shape;
 #  - without `cgroupsPath` the container's cgroup is `<the caller's cgroup>/<id>` in every
-#    controller (runc's cgroupfs default), and `delete` removes it.
+#    controller (runc's cgroupfs default), and `delete` removes it; a relative `cgroupsPath` is
+#    below the caller's cgroup too, and cannot climb out of it with `..`.
 # Every expectation was checked against runc 1.1.5 (Debian bookworm).
 source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
@@ -278,6 +279,27 @@ test_default_cgroup_path() {
     gone "$id"
 }
 
+# A relative cgroupsPath is relative to the caller's cgroup in each controller, like the default.
+test_relative_cgroup_path() {
+    local id=relcg b=$TEST_TMP/relcg rel pid ctl path own bad="" dirs=()
+    rel=$(cgroup_parent)-rel/inner
+    make_bundle "$b" sleep 1000
+    bundle_set "$b" "c['linux']['cgroupsPath'] = '../$rel'"
+    capture rt create --bundle "$b" --pid-file "$TEST_TMP/relcg.pid" "$id" </dev/null
+    assert_rc 0 "create with a relative cgroupsPath (../$rel): rc 0"
+    pid=$(<"$TEST_TMP/relcg.pid")
+    while IFS=: read -r _ ctl path; do
+        [[ -z $ctl || $ctl == name=* ]] && continue
+        own=$(awk -F: -v c="$ctl" '$2 == c { print $3 }' /proc/self/cgroup)
+        [[ $path == "${own%/}/$rel" ]] || bad+="$ctl:$path (expected ${own%/}/$rel) "
+        dirs+=("/sys/fs/cgroup/$ctl$path")
+    done <"/proc/$pid/cgroup"
+    assert_eq "" "$bad" "every controller: <the caller's cgroup>/$rel ('..' cannot climb out)"
+    gone "$id"
+    local d
+    for d in "${dirs[@]}"; do rmdir "$d" "$(dirname "$d")" 2>/dev/null || true; done
+}
+
 # --- through dockerd ---------------------------------------------------------
 
 test_docker_cgroup_limits_are_read_only() {
@@ -304,7 +326,8 @@ run_tests \
     test_features_claims_only_what_it_does \
     test_refused_mount_is_named \
     test_mount_options_direct \
-    test_default_cgroup_path
+    test_default_cgroup_path \
+    test_relative_cgroup_path
 
 if cgroup_v2_only; then
     log "cgroup v2 host: the v1 per-controller mount checks through dockerd are skipped"

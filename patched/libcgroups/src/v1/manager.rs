@@ -82,22 +82,6 @@ pub enum V1ManagerError {
     MemoryStats(#[from] V1MemoryStatsError),
 }
 
-/// `path` without `.` and `..`, lexically, so that it cannot climb out of the cgroup it is
-/// relative to (runc cleans it the same way).
-fn clean_relative(path: &Path) -> PathBuf {
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::Normal(part) => clean.push(part),
-            std::path::Component::ParentDir => {
-                clean.pop();
-            }
-            _ => {}
-        }
-    }
-    clean
-}
-
 impl Manager {
     /// Constructs a new cgroup manager with cgroups_path being relative to the root of the subsystem
     pub fn new(cgroup_path: &Path) -> Result<Self, V1ManagerError> {
@@ -136,8 +120,9 @@ impl Manager {
         } else if cgroup_path.as_os_str().is_empty() {
             mount_point.join_safely(Path::new(&cgroup.pathname))?
         } else {
-            mount_point
-                .join_safely(Path::new(&cgroup.pathname).join(clean_relative(cgroup_path)))?
+            mount_point.join_safely(
+                Path::new(&cgroup.pathname).join(common::clean_relative_cgroup_path(cgroup_path)),
+            )?
         };
 
         Ok(p)
@@ -295,20 +280,5 @@ impl CgroupManager for Manager {
         }
 
         Ok(stats)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_cgroup_paths_cannot_climb_out() {
-        assert_eq!(clean_relative(Path::new("id")), PathBuf::from("id"));
-        assert_eq!(clean_relative(Path::new("a/./b")), PathBuf::from("a/b"));
-        assert_eq!(
-            clean_relative(Path::new("../../a/b/..")),
-            PathBuf::from("a")
-        );
     }
 }
