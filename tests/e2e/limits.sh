@@ -10,7 +10,8 @@
 #  - `exec --cap X` adds X to the bounding, effective and permitted sets only (never to the
 #    inheritable or ambient ones, as runc since CVE-2022-29162);
 #  - the container's processes start with no signal blocked or ignored, whether
-#    started by `run`, `create`/`start` or a foreground/--tty `exec`;
+#    started by `run`, `create`/`start` or a foreground/--tty `exec`, and so do the hooks
+#    a foreground `run` starts;
 #  - `features` claims nothing the runtime does not do (no SELinux, no idmapped mounts) and
 #    has runc's shape;
 #  - without `cgroupsPath` the container's cgroup is `<the caller's cgroup>/<id>` in every
@@ -89,6 +90,19 @@ test_signals_of_run_and_exec() {
     assert_match "$epid" '^[0-9]+$' "exec --detach: the process runs"
     [[ -n $epid ]] && assert_clean_signals "exec --detach" "$(cat /proc/"$epid"/status)"
     gone "$id"
+}
+
+# Hooks run by a foreground `run` are the runtime's children too.
+test_signals_of_hooks() {
+    local id=sig-hooks b=$TEST_TMP/sig-hooks
+    make_bundle "$b" true
+    bundle_set "$b" "c['hooks'] = {h: [{'path': '/bin/sh', 'args': ['sh', '-c', 'cat /proc/self/status >$TEST_TMP/hook-' + h]}] for h in ('createRuntime', 'poststart', 'poststop')}"
+    capture rt run --bundle "$b" "$id" </dev/null
+    assert_rc 0 "foreground run with hooks: rc 0"
+    local h
+    for h in createRuntime poststart poststop; do
+        assert_clean_signals "$h hook of a foreground run" "$(cat "$TEST_TMP/hook-$h" 2>/dev/null)"
+    done
 }
 
 # --- features ----------------------------------------------------------------
@@ -323,6 +337,7 @@ test_docker_cgroup_limits_are_read_only() {
 run_tests \
     test_exec_cap_goes_to_bounding_effective_permitted_only \
     test_signals_of_run_and_exec \
+    test_signals_of_hooks \
     test_features_claims_only_what_it_does \
     test_refused_mount_is_named \
     test_mount_options_direct \

@@ -147,6 +147,28 @@ pub fn get_user_home(uid: u32) -> Option<PathBuf> {
     }
 }
 
+/// Gives a program about to be exec'd (the container's process, a hook) the signal state of a
+/// freshly started one. It was forked from libcontainer's caller, and exec keeps both the
+/// blocked mask and ignored dispositions: a caller that blocks signals to wait for them
+/// (sigwait) or ignores some (Rust ignores SIGPIPE, Python SIGXFSZ) would hand that on.
+/// Only calls sigaction and sigprocmask, so it is safe between fork and exec.
+pub fn reset_signal_state() -> std::result::Result<(), nix::Error> {
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours. It fails only for the numbers the C
+        // library keeps for itself (its first real-time signals), which have handlers that
+        // exec resets anyway.
+        unsafe { libc::signal(signo, libc::SIG_DFL) };
+    }
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+}
+
 /// An error and its causes on one line, `outer: inner: root cause`. Errors of the container's
 /// processes reach the caller as text, so without this only the outermost message would
 /// arrive ("failed to prepare rootfs") and not what failed. A cause whose text its parent

@@ -354,7 +354,7 @@ pub fn container_init_process(
     }
 
     // Before seccomp, which may forbid the syscalls this needs.
-    reset_signal_state().map_err(|err| {
+    utils::reset_signal_state().map_err(|err| {
         tracing::error!(?err, "failed to reset the signal mask and dispositions");
         InitProcessError::NixOther(err)
     })?;
@@ -499,26 +499,6 @@ pub fn container_init_process(
     // example, the default executor is expected to call `exec` and replace the
     // current process.
     unreachable!("the executor should not return if it is successful.");
-}
-
-/// Gives the payload the signal state of a freshly started program. This process was forked
-/// from libcontainer's caller and exec keeps both the blocked mask and ignored dispositions,
-/// so a caller that blocks signals to wait for them (sigwait) or ignores some (Rust ignores
-/// SIGPIPE) would otherwise hand that on to the container's processes.
-fn reset_signal_state() -> std::result::Result<(), nix::Error> {
-    for signo in 1..=libc::SIGRTMAX() {
-        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: installing SIG_DFL runs no code of ours. It fails only for the numbers the C
-        // library keeps for itself (its first real-time signals), which exec resets anyway.
-        unsafe { libc::signal(signo, libc::SIG_DFL) };
-    }
-    nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    )
 }
 
 fn sysctl(kernel_params: &HashMap<String, String>) -> Result<()> {
