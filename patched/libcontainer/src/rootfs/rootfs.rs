@@ -187,3 +187,57 @@ impl RootFS {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Result;
+    use oci_spec::runtime::{MountBuilder, SpecBuilder};
+
+    use super::*;
+    use crate::syscall::test::TestHelperSyscall;
+
+    fn dev_mount(options: &[&str]) -> Result<Spec> {
+        Ok(SpecBuilder::default()
+            .mounts(vec![
+                MountBuilder::default()
+                    .destination("/dev")
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                    .build()?,
+            ])
+            .build()?)
+    }
+
+    fn mounts_made(rootfs: &RootFS) -> Vec<crate::syscall::test::MountArgs> {
+        rootfs
+            .syscall
+            .as_any()
+            .downcast_ref::<TestHelperSyscall>()
+            .unwrap()
+            .get_mount_args()
+    }
+
+    #[test]
+    fn finalize_rootfs_makes_a_read_only_dev_read_only() -> Result<()> {
+        let rootfs = RootFS::new();
+        rootfs.finalize_rootfs(&dev_mount(&["nosuid", "ro", "mode=755"])?)?;
+        let mounts = mounts_made(&rootfs);
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].target, Path::new("/dev"));
+        assert!(
+            mounts[0]
+                .flags
+                .contains(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn finalize_rootfs_leaves_a_writable_dev_alone() -> Result<()> {
+        let rootfs = RootFS::new();
+        rootfs.finalize_rootfs(&dev_mount(&["nosuid", "mode=755"])?)?;
+        assert!(mounts_made(&rootfs).is_empty());
+        Ok(())
+    }
+}
