@@ -374,6 +374,47 @@ pub struct CgroupConfig {
     pub container_name: String,
 }
 
+/// `path` without `.` and `..`, lexically, so that a relative cgroup path cannot climb out of
+/// the cgroup it is relative to (runc cleans it the same way).
+pub(crate) fn clean_relative_cgroup_path(path: &Path) -> PathBuf {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::Normal(part) => clean.push(part),
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            _ => {}
+        }
+    }
+    clean
+}
+
+/// Where runc puts a relative cgroup path on cgroup v2: below the parent of the caller's own
+/// cgroup, which has no processes of its own, so controllers can be enabled for its children.
+fn below_parent_of_own_cgroup(own_cgroup: &Path, relative: &Path) -> PathBuf {
+    own_cgroup
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(clean_relative_cgroup_path(relative))
+}
+
+fn v2_cgroup_path(cgroup_path: &Path) -> Result<PathBuf, CreateCgroupSetupError> {
+    if cgroup_path.is_absolute() || cgroup_path.as_os_str().is_empty() {
+        return Ok(cgroup_path.to_owned());
+    }
+    let own = Path::new("/proc/self/cgroup");
+    let text = fs::read_to_string(own).wrap_read(own)?;
+    let own_cgroup = text
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .unwrap_or("/");
+    Ok(below_parent_of_own_cgroup(
+        Path::new(own_cgroup),
+        cgroup_path,
+    ))
+}
+
 // Create any cgroup manager with customize root path. If root_path provided
 // is None, then it defaults to /sys/fs/cgroup.
 pub fn create_cgroup_manager_with_root(
@@ -399,7 +440,8 @@ pub fn create_cgroup_manager_with_root(
         CgroupSetup::Unified => {
             // ref https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#cgroups-path
             if cgroup_path.is_absolute() || !config.systemd_cgroup {
-                return Ok(create_v2_cgroup_manager(root, cgroup_path)?.any());
+                let cgroup_path = v2_cgroup_path(cgroup_path)?;
+                return Ok(create_v2_cgroup_manager(root, &cgroup_path)?.any());
             }
             Ok(
                 create_systemd_cgroup_manager(root, cgroup_path, config.container_name.as_str())?
@@ -913,6 +955,39 @@ mod tests {
         assert_eq!(
             nearest_existing_with(&tmp.path().join("other"), "freezer.state"),
             None
+        );
+    }
+}
+
+#[cfg(test)]
+mod cgroup_path_tests {
+    use super::*;
+
+    #[test]
+    fn relative_cgroup_paths_cannot_climb_out() {
+        assert_eq!(
+            clean_relative_cgroup_path(Path::new("id")),
+            PathBuf::from("id")
+        );
+        assert_eq!(
+            clean_relative_cgroup_path(Path::new("a/./b")),
+            PathBuf::from("a/b")
+        );
+        assert_eq!(
+            clean_relative_cgroup_path(Path::new("../../a/b/..")),
+            PathBuf::from("a")
+        );
+    }
+
+    #[test]
+    fn v2_relative_paths_go_below_the_parent_of_the_callers_cgroup() {
+        assert_eq!(
+            below_parent_of_own_cgroup(Path::new("/user.slice/session-1.scope"), Path::new("ctr")),
+            PathBuf::from("/user.slice/ctr")
+        );
+        assert_eq!(
+            below_parent_of_own_cgroup(Path::new("/"), Path::new("../ctr")),
+            PathBuf::from("/ctr")
         );
     }
 }

@@ -85,6 +85,12 @@ pub fn run_hooks(
             };
             tracing::debug!("run_hooks envs: {:?}", envs);
 
+            // SAFETY: reset_signal_state only calls sigaction and sigprocmask, which are
+            // async-signal-safe, as code between fork and exec must be.
+            unsafe {
+                hook_command.pre_exec(|| utils::reset_signal_state().map_err(std::io::Error::from));
+            }
+
             let mut hook_process = hook_command
                 .env_clear()
                 .envs(envs)

@@ -147,11 +147,63 @@ pub fn get_user_home(uid: u32) -> Option<PathBuf> {
     }
 }
 
-/// If None, it will generate a default path for cgroups.
+/// Gives a program about to be exec'd (the container's process, a hook) the signal state of a
+/// freshly started one. It was forked from libcontainer's caller, and exec keeps both the
+/// blocked mask and ignored dispositions: a caller that blocks signals to wait for them
+/// (sigwait) or ignores some (Rust ignores SIGPIPE, Python SIGXFSZ) would hand that on.
+/// Only calls sigaction and sigprocmask, so it is safe between fork and exec.
+pub fn reset_signal_state() -> std::result::Result<(), nix::Error> {
+    for signo in 1..=libc::SIGRTMAX() {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours. It fails only for the numbers the C
+        // library keeps for itself (its first real-time signals), which have handlers that
+        // exec resets anyway.
+        unsafe { libc::signal(signo, libc::SIG_DFL) };
+    }
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+}
+
+/// An error and its causes on one line, `outer: inner: root cause`. Errors of the container's
+/// processes reach the caller as text, so without this only the outermost message would
+/// arrive ("failed to prepare rootfs") and not what failed. A cause whose text its parent
+/// already ends with is not repeated.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        let message = err.to_string();
+        if !message.is_empty() && !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = err.source();
+    }
+    text
+}
+
+/// The cgroup path of a container whose spec names none: runc's, so that monitoring and
+/// cleanup tools that know runc find it. With cgroupfs it is `<id>`, relative, so it lands
+/// under the caller's own cgroup in each hierarchy; with systemd, a `runc-<id>.scope` unit in
+/// `system.slice`.
+pub fn default_cgroup_path(container_id: &str, systemd: bool) -> PathBuf {
+    if systemd {
+        PathBuf::from(format!("system.slice:runc:{container_id}"))
+    } else {
+        PathBuf::from(container_id)
+    }
+}
+
+/// If None, the cgroupfs default, see [`default_cgroup_path`].
 pub fn get_cgroup_path(cgroups_path: &Option<PathBuf>, container_id: &str) -> PathBuf {
     match cgroups_path {
         Some(cpath) => cpath.clone(),
-        None => PathBuf::from(format!(":youki:{container_id}")),
+        None => default_cgroup_path(container_id, false),
     }
 }
 
@@ -453,11 +505,40 @@ mod tests {
     }
 
     #[test]
+    fn test_error_chain_shows_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        enum Inner {
+            #[error("io error")]
+            Io(#[source] std::io::Error),
+        }
+        #[derive(Debug, thiserror::Error)]
+        enum Outer {
+            #[error("failed to prepare rootfs")]
+            Rootfs(#[source] Inner),
+            #[error(transparent)]
+            Transparent(Inner),
+        }
+        let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(
+            error_chain(&Outer::Rootfs(Inner::Io(io()))),
+            format!("failed to prepare rootfs: io error: {}", io())
+        );
+        assert_eq!(
+            error_chain(&Outer::Transparent(Inner::Io(io()))),
+            format!("io error: {}", io())
+        );
+    }
+
+    #[test]
     fn test_get_cgroup_path() {
         let cid = "sample_container_id";
         assert_eq!(
             get_cgroup_path(&None, cid),
-            PathBuf::from(":youki:sample_container_id")
+            PathBuf::from("sample_container_id")
+        );
+        assert_eq!(
+            default_cgroup_path(cid, true),
+            PathBuf::from("system.slice:runc:sample_container_id")
         );
         assert_eq!(
             get_cgroup_path(&Some(PathBuf::from("/youki")), cid),

@@ -95,6 +95,9 @@ fn read_json(path: &Path) -> Result<Value> {
     serde_json::from_slice(&text).with_context(|| format!("cannot parse {}", path.display()))
 }
 
+/// The capability sets `exec --cap` adds to.
+const EXEC_CAP_SETS: [&str; 3] = ["bounding", "effective", "permitted"];
+
 /// runc's `exec ID ARGS…`: the container's process with these args and the flags applied.
 fn process_from_args(mut process: Value, args: &Exec) -> Result<Value> {
     let obj = process
@@ -150,13 +153,10 @@ fn process_from_args(mut process: Value, args: &Exec) -> Result<Value> {
             .or_insert_with(|| json!({}))
             .as_object_mut()
             .ok_or_else(|| anyhow!("config.json process.capabilities is not an object"))?;
-        for set in [
-            "bounding",
-            "effective",
-            "permitted",
-            "inheritable",
-            "ambient",
-        ] {
+        // Never the inheritable or ambient sets: there an added capability would survive
+        // exec of any program the process runs, even one without file capabilities
+        // (CVE-2022-29162, fixed the same way in runc).
+        for set in EXEC_CAP_SETS {
             let list = caps.entry(set).or_insert_with(|| json!([]));
             if let Some(list) = list.as_array_mut() {
                 for cap in &args.cap {
@@ -219,6 +219,28 @@ mod tests {
         assert_eq!(process["cwd"], "/tmp");
         assert_eq!(process["terminal"], false);
         assert_eq!(process["user"]["uid"], 1000);
+    }
+
+    #[test]
+    fn added_capabilities_never_reach_inheritable_or_ambient() {
+        let base = json!({
+            "capabilities": {
+                "bounding": ["CAP_KILL"],
+                "effective": ["CAP_KILL"],
+                "permitted": ["CAP_KILL"],
+                "inheritable": ["CAP_KILL"],
+                "ambient": ["CAP_KILL"]
+            }
+        });
+        let args = parse(&["--cap", "CAP_NET_RAW", "ctr", "id"]);
+        let process = process_from_args(base, &args).unwrap();
+        let caps = &process["capabilities"];
+        for set in ["bounding", "effective", "permitted"] {
+            assert_eq!(caps[set], json!(["CAP_KILL", "CAP_NET_RAW"]), "{set}");
+        }
+        for set in ["inheritable", "ambient"] {
+            assert_eq!(caps[set], json!(["CAP_KILL"]), "{set}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use libcgroups::common::CgroupManager;
 use libcontainer::container::Container;
 use liboci_cli::{GlobalOpts, List, Ps, Spec, State};
+use oci_spec::runtime::Features;
 
 use crate::cli::root_dir;
 use crate::state;
@@ -166,38 +167,174 @@ fn align_columns<const N: usize>(rows: &[[String; N]]) -> String {
 }
 
 pub fn features() -> Result<u8> {
-    let namespaces = [
-        "cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time",
-    ];
-    let features = serde_json::json!({
-        "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.2.0",
-        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-            "iversion", "lazytime", "loud", "mand", "noatime", "nodev", "nodiratime", "noexec",
-            "noiversion", "nolazytime", "nomand", "norelatime", "nostrictatime", "nosuid",
-            "nosymfollow", "private", "rbind", "relatime", "remount", "ro", "rprivate",
-            "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
-            "strictatime", "suid", "symfollow", "sync", "unbindable"
-        ],
-        "linux": {
-            "namespaces": namespaces,
-            "capabilities": all_capabilities(),
-            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": true },
-            "seccomp": { "enabled": true },
-            "apparmor": { "enabled": true },
-            "selinux": { "enabled": true },
-            "intelRdt": { "enabled": true },
-            "mountExtensions": { "idmap": { "enabled": true } }
-        },
-        "annotations": {
-            "io.github.nvidia-runtime.libcontainer.version": "0.7",
-            "io.github.nvidia-runtime.gpu-injection": "true"
-        }
-    });
-    print_json(&features)?;
+    print_json(&without_nulls(serde_json::to_value(runtime_features()?)?))?;
     Ok(0)
+}
+
+/// What this runtime does, and nothing it does not: libcontainer applies AppArmor profiles but
+/// no SELinux process labels, and ignores the `idmap` mount options.
+fn runtime_features() -> Result<Features> {
+    use oci_spec::runtime::{
+        ApparmorBuilder, Arch, CgroupBuilder, FeaturesBuilder, IDMapBuilder, IntelRdtBuilder,
+        LinuxFeatureBuilder, LinuxNamespaceType, LinuxSeccompAction, MountExtensionsBuilder,
+        SeccompBuilder, SelinuxBuilder,
+    };
+
+    let namespaces = vec![
+        LinuxNamespaceType::Cgroup,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::User,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Time,
+    ];
+    let seccomp = SeccompBuilder::default()
+        .enabled(true)
+        .actions(vec![
+            LinuxSeccompAction::ScmpActAllow,
+            LinuxSeccompAction::ScmpActErrno,
+            LinuxSeccompAction::ScmpActKill,
+            LinuxSeccompAction::ScmpActKillProcess,
+            LinuxSeccompAction::ScmpActKillThread,
+            LinuxSeccompAction::ScmpActLog,
+            LinuxSeccompAction::ScmpActNotify,
+            LinuxSeccompAction::ScmpActTrace,
+            LinuxSeccompAction::ScmpActTrap,
+        ])
+        .operators(
+            [
+                "SCMP_CMP_EQ",
+                "SCMP_CMP_GE",
+                "SCMP_CMP_GT",
+                "SCMP_CMP_LE",
+                "SCMP_CMP_LT",
+                "SCMP_CMP_MASKED_EQ",
+                "SCMP_CMP_NE",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .archs(vec![
+            Arch::ScmpArchAarch64,
+            Arch::ScmpArchArm,
+            Arch::ScmpArchLoongarch64,
+            Arch::ScmpArchM68k,
+            Arch::ScmpArchMips,
+            Arch::ScmpArchMips64,
+            Arch::ScmpArchMips64n32,
+            Arch::ScmpArchMipsel,
+            Arch::ScmpArchMipsel64,
+            Arch::ScmpArchMipsel64n32,
+            Arch::ScmpArchParisc,
+            Arch::ScmpArchParisc64,
+            Arch::ScmpArchPpc,
+            Arch::ScmpArchPpc64,
+            Arch::ScmpArchPpc64le,
+            Arch::ScmpArchRiscv64,
+            Arch::ScmpArchS390,
+            Arch::ScmpArchS390x,
+            Arch::ScmpArchSh,
+            Arch::ScmpArchSheb,
+            Arch::ScmpArchX32,
+            Arch::ScmpArchX86,
+            Arch::ScmpArchX86_64,
+        ])
+        .build()?;
+    let linux = LinuxFeatureBuilder::default()
+        .namespaces(namespaces)
+        .capabilities(all_capabilities())
+        .cgroup(
+            CgroupBuilder::default()
+                .v1(true)
+                .v2(true)
+                .systemd(true)
+                .systemd_user(true)
+                .build()?,
+        )
+        .seccomp(seccomp)
+        .apparmor(ApparmorBuilder::default().enabled(true).build()?)
+        .selinux(SelinuxBuilder::default().enabled(false).build()?)
+        .intel_rdt(IntelRdtBuilder::default().enabled(true).build()?)
+        .mount_extensions(
+            MountExtensionsBuilder::default()
+                .idmap(IDMapBuilder::default().enabled(false).build()?)
+                .build()?,
+        )
+        .build()?;
+    let annotations = [
+        ("io.github.nvidia-runtime.libcontainer.version", "0.7"),
+        ("io.github.nvidia-runtime.gpu-injection", "true"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect::<std::collections::HashMap<_, _>>();
+    Ok(FeaturesBuilder::default()
+        .oci_version_min("1.0.0")
+        .oci_version_max("1.2.0")
+        .hooks(
+            [
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .mount_options(mount_options())
+        .linux(linux)
+        .annotations(annotations)
+        .build()?)
+}
+
+/// The mount options libcontainer turns into mount flags or attributes; any other option is
+/// passed to the filesystem as data.
+fn mount_options() -> Vec<String> {
+    let mut options = libcontainer::syscall::linux::MountOption::known_options();
+    options.extend(RECURSIVE_MOUNT_OPTIONS.map(String::from));
+    options.sort();
+    options
+}
+
+/// The `mount_setattr(2)` options of the runtime spec that libcontainer applies recursively.
+const RECURSIVE_MOUNT_OPTIONS: [&str; 18] = [
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnodiratime",
+    "rdiratime",
+    "rrelatime",
+    "rnorelatime",
+    "rnoatime",
+    "ratime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnosymfollow",
+    "rsymfollow",
+];
+
+/// runc leaves out what it does not know (Go's `omitempty`); oci-spec writes `null` for it.
+fn without_nulls(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
 }
 
 fn all_capabilities() -> Vec<String> {
@@ -232,4 +369,33 @@ pub fn spec(args: Spec) -> Result<u8> {
 
 fn display(path: &Path) -> String {
     path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use libcontainer::syscall::linux::{MountOption, MountRecursive};
+
+    use super::*;
+
+    #[test]
+    fn every_mount_option_claimed_is_one_libcontainer_applies() {
+        for option in mount_options() {
+            assert!(
+                MountOption::from_str(&option).is_ok() || MountRecursive::from_str(&option).is_ok(),
+                "{option} is claimed but libcontainer would pass it on as filesystem data"
+            );
+        }
+    }
+
+    #[test]
+    fn features_claim_no_selinux_and_no_idmapped_mounts() {
+        let value = without_nulls(serde_json::to_value(runtime_features().unwrap()).unwrap());
+        assert_eq!(value["linux"]["selinux"]["enabled"], false);
+        assert_eq!(value["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+        assert!(!value.to_string().contains("null"));
+        assert_eq!(value["linux"]["seccomp"]["actions"][0], "SCMP_ACT_ALLOW");
+        assert_eq!(value["linux"]["namespaces"][0], "cgroup");
+    }
 }

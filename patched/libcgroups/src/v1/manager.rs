@@ -112,10 +112,16 @@ impl Manager {
         .find(|c| c.controllers.contains(&subsystem.to_string()))
         .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
 
-        let p = if cgroup_path.as_os_str().is_empty() {
+        // As in runc: an absolute path is below the hierarchy's root, a relative one below the
+        // caller's own cgroup in this hierarchy (they differ per hierarchy).
+        let p = if cgroup_path.is_absolute() {
+            mount_point.join_safely(cgroup_path)?
+        } else if cgroup_path.as_os_str().is_empty() {
             mount_point.join_safely(Path::new(&cgroup.pathname))?
         } else {
-            mount_point.join_safely(cgroup_path)?
+            mount_point.join_safely(
+                Path::new(&cgroup.pathname).join(common::clean_relative_cgroup_path(cgroup_path)),
+            )?
         };
 
         Ok(p)

@@ -74,7 +74,7 @@ impl InitContainerBuilder {
 
     /// Creates a new container
     pub fn build(self) -> Result<Container, LibcontainerError> {
-        let spec = self.load_spec()?;
+        let mut spec = self.load_spec()?;
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
@@ -104,6 +104,23 @@ impl InitContainerBuilder {
         };
 
         let user_ns_config = UserNamespaceConfig::new(&spec)?;
+
+        // Named once here, for the cgroup manager that will be chosen (systemd only on a
+        // unified hierarchy), so that the saved config, the manager and later commands all
+        // use the same path.
+        if let Some(linux) = spec.linux_mut()
+            && linux.cgroups_path().is_none()
+        {
+            let systemd = (self.use_systemd || user_ns_config.is_some())
+                && matches!(
+                    libcgroups::common::get_cgroup_setup(),
+                    Ok(libcgroups::common::CgroupSetup::Unified)
+                );
+            linux.set_cgroups_path(Some(utils::default_cgroup_path(
+                &self.base.container_id,
+                systemd,
+            )));
+        }
 
         let config = YoukiConfig::from_spec(&spec, container.id())?;
         config.save(&container_dir).map_err(|err| {

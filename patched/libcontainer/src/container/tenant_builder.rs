@@ -458,9 +458,8 @@ impl TenantContainerBuilder {
         let spec_linux = spec.linux().as_ref().unwrap();
         let mut linux_builder = LinuxBuilder::default().namespaces(ns);
 
-        if let Some(cgroup_path) = spec_linux.cgroups_path() {
-            linux_builder = linux_builder.cgroups_path(cgroup_path.clone());
-        }
+        // The cgroup the container was created in, which its spec need not name.
+        linux_builder = linux_builder.cgroups_path(container.spec()?.cgroup_path);
 
         if let Some(personality) = spec_linux.personality() {
             linux_builder = linux_builder.personality(personality.clone());

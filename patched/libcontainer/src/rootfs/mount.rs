@@ -66,6 +66,14 @@ pub enum MountError {
     UnsupportedMountOption(String),
     #[error(transparent)]
     Pathrs(#[from] pathrs::error::Error),
+    /// Names the spec mount that failed: the causes alone (ENOENT, EPERM…) do not say which.
+    #[error("error mounting {src:?} to rootfs at {dest:?}")]
+    Spec {
+        src: PathBuf,
+        dest: PathBuf,
+        #[source]
+        err: Box<MountError>,
+    },
 }
 
 type Result<T> = std::result::Result<T, MountError>;
@@ -135,6 +143,15 @@ impl Mount {
     }
 
     pub fn setup_mount(&self, mount: &SpecMount, options: &MountOptions) -> Result<()> {
+        self.setup_named_mount(mount, options)
+            .map_err(|err| MountError::Spec {
+                src: mount.source().clone().unwrap_or_default(),
+                dest: mount.destination().clone(),
+                err: Box::new(err),
+            })
+    }
+
+    fn setup_named_mount(&self, mount: &SpecMount, options: &MountOptions) -> Result<()> {
         tracing::debug!("mounting {:?}", mount);
         let mut mount_option_config = parse_mount(mount)?;
 
@@ -388,8 +405,12 @@ impl Mount {
             subsystem_name.into()
         };
 
+        // The spec's options (ro above all) apply to each controller, as in runc.
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags: MsFlags::MS_NOEXEC
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | parse_mount(cgroup_mount)?.flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -449,10 +470,11 @@ impl Mount {
                         })?,
                 )
                 .typ("bind")
+                // The spec's options (ro above all) apply to each controller, as in runc:
+                // a writable bind would let the container raise its own limits.
                 .options(
-                    ["rw", "rbind"]
-                        .iter()
-                        .map(|o| o.to_string())
+                    std::iter::once("rbind".to_owned())
+                        .chain(cgroup_mount.options().iter().flatten().cloned())
                         .collect::<Vec<String>>(),
                 )
                 .build()?;
@@ -695,6 +717,7 @@ impl Mount {
                 None,
                 linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
             )?;
+            self.apply_propagation(m, mount_fd)?;
         } else {
             let mount_fn = || -> std::result::Result<(), SyscallError> {
                 // fsopen
@@ -713,6 +736,23 @@ impl Mount {
                     Some(src_str),
                     0,
                 )?;
+
+                // Flags of the superblock, which mount_setattr cannot set.
+                for (flag, name) in [
+                    (MsFlags::MS_SYNCHRONOUS, "sync"),
+                    (MsFlags::MS_DIRSYNC, "dirsync"),
+                    (MsFlags::MS_MANDLOCK, "mand"),
+                ] {
+                    if mount_option_config.flags.contains(flag) {
+                        self.syscall.fsconfig(
+                            fsfd,
+                            linux::FSCONFIG_SET_FLAG as u32,
+                            Some(name),
+                            None,
+                            0,
+                        )?;
+                    }
+                }
 
                 for opt in data_options.iter().filter(|s| !s.is_empty()) {
                     if let Some((k, v)) = opt.split_once('=') {
@@ -784,6 +824,7 @@ impl Mount {
                     None,
                     linux::MOVE_MOUNT_T_EMPTY_PATH | linux::MOVE_MOUNT_F_EMPTY_PATH,
                 )?;
+                self.apply_propagation(m, mount_fd)?;
                 Ok(())
             };
 
@@ -802,6 +843,47 @@ impl Mount {
             }
         }
 
+        Ok(())
+    }
+
+    /// Applies the propagation options of `m` (shared, slave, private, unbindable and their
+    /// recursive forms) to the mount `mount_fd`, in their order, once it is attached.
+    fn apply_propagation(
+        &self,
+        m: &SpecMount,
+        mount_fd: std::os::fd::BorrowedFd<'_>,
+    ) -> std::result::Result<(), SyscallError> {
+        for option in m.options().iter().flatten() {
+            let (propagation, recursive) = match option.as_str() {
+                "shared" => (MsFlags::MS_SHARED, false),
+                "rshared" => (MsFlags::MS_SHARED, true),
+                "slave" => (MsFlags::MS_SLAVE, false),
+                "rslave" => (MsFlags::MS_SLAVE, true),
+                "private" => (MsFlags::MS_PRIVATE, false),
+                "rprivate" => (MsFlags::MS_PRIVATE, true),
+                "unbindable" => (MsFlags::MS_UNBINDABLE, false),
+                "runbindable" => (MsFlags::MS_UNBINDABLE, true),
+                _ => continue,
+            };
+            let mount_attr = linux::MountAttr {
+                attr_set: 0,
+                attr_clr: 0,
+                propagation: propagation.bits() as u64,
+                userns_fd: 0,
+            };
+            let flags = if recursive {
+                linux::AT_EMPTY_PATH | linux::AT_RECURSIVE
+            } else {
+                linux::AT_EMPTY_PATH
+            };
+            self.syscall.mount_setattr(
+                mount_fd,
+                Path::new(""),
+                flags,
+                &mount_attr,
+                mem::size_of::<linux::MountAttr>(),
+            )?;
+        }
         Ok(())
     }
 
@@ -1304,6 +1386,67 @@ mod tests {
             assert_eq!(syscall.get_fsopen_args().len(), 0);
         }
 
+        Ok(())
+    }
+
+    #[test]
+    fn test_mount_applies_propagation_and_superblock_flags() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let m = Mount::new();
+        let mount = &SpecMountBuilder::default()
+            .destination(PathBuf::from("/mnt/sync"))
+            .typ("tmpfs")
+            .source(PathBuf::from("tmpfs"))
+            .options(
+                ["sync", "dirsync", "rshared", "unbindable", "size=1m"]
+                    .map(String::from)
+                    .to_vec(),
+            )
+            .build()?;
+        let mount_option_config = parse_mount(mount)?;
+        m.mount_into_container(mount, tmp_dir.path(), &mount_option_config, None)?;
+
+        let s = helper_syscall(&m);
+        assert_eq!(
+            s.get_fsconfig_args(),
+            vec![
+                fsc_str("source", "tmpfs"),
+                fsc_flag("sync"),
+                fsc_flag("dirsync"),
+                fsc_str("size", "1m"),
+                fsc_create(),
+            ]
+        );
+        // the per-mount attributes, then each propagation option once attached, in order
+        let setattr = s.get_mount_setattr_args();
+        assert_eq!(setattr.len(), 3);
+        assert_eq!(setattr[1].propagation, MsFlags::MS_SHARED.bits() as u64);
+        assert_ne!(setattr[1].flags & linux::AT_RECURSIVE, 0);
+        assert_eq!(setattr[2].propagation, MsFlags::MS_UNBINDABLE.bits() as u64);
+        assert_eq!(setattr[2].flags & linux::AT_RECURSIVE, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn test_failed_mount_names_source_and_destination() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let missing = tmp_dir.path().join("no-such-dir");
+        let mount = SpecMountBuilder::default()
+            .destination(PathBuf::from("/mnt/data"))
+            .typ("bind")
+            .source(&missing)
+            .options(vec!["rbind".to_string()])
+            .build()?;
+        let options = MountOptions {
+            root: tmp_dir.path(),
+            label: None,
+            cgroup_ns: false,
+        };
+        let err = Mount::new().setup_mount(&mount, &options).unwrap_err();
+        let text = crate::utils::error_chain(&err);
+        assert!(text.contains(&format!("{missing:?}")), "{text}");
+        assert!(text.contains("\"/mnt/data\""), "{text}");
+        assert!(text.contains("No such file or directory"), "{text}");
         Ok(())
     }
 

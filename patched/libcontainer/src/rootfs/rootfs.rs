@@ -2,16 +2,18 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use nix::mount::MsFlags;
+use nix::sys::statfs::statfs;
 use oci_spec::runtime::{Linux, Spec};
 
 use super::device::Device;
 use super::mount::{Mount, MountOptions};
 use super::symlink::Symlink;
-use super::utils::default_devices;
+use super::utils::{default_devices, parse_mount};
 use super::{Result, RootfsError};
 use crate::error::MissingSpecError;
 use crate::syscall::Syscall;
 use crate::syscall::syscall::create_syscall;
+use crate::utils::PathBufExt;
 
 /// Holds information about rootfs
 pub struct RootFS {
@@ -125,6 +127,41 @@ impl RootFS {
         Ok(())
     }
 
+    /// Makes `/dev` read-only if its spec mount says `ro`, as runc does: it is mounted writable
+    /// because devices, `/dev/console` and createContainer hooks make files in it, so this runs
+    /// after them, inside the container's root.
+    pub fn finalize_rootfs(&self, spec: &Spec) -> Result<()> {
+        let dev_is_readonly = spec.mounts().iter().flatten().any(|mount| {
+            mount.destination().normalize() == Path::new("/dev")
+                && parse_mount(mount).is_ok_and(|config| config.flags.contains(MsFlags::MS_RDONLY))
+        });
+        if !dev_is_readonly {
+            return Ok(());
+        }
+        let dev = Path::new("/dev");
+        // A remount replaces every per-mount flag: keep nosuid, noexec… as they are.
+        let current = statfs(dev)
+            .map_err(|err| RootfsError::Syscall(err.into()))?
+            .flags()
+            .bits();
+        self.syscall
+            .mount(
+                None,
+                dev,
+                None,
+                MsFlags::MS_REMOUNT
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::from_bits_truncate(current),
+                None,
+            )
+            .map_err(|err| {
+                tracing::error!(?err, "failed to remount /dev read-only");
+                err
+            })?;
+        Ok(())
+    }
+
     /// Change propagation type of rootfs as specified in spec.
     pub fn adjust_root_mount_propagation(&self, linux: &Linux) -> Result<()> {
         let rootfs_propagation = linux.rootfs_propagation().as_deref();
@@ -147,6 +184,60 @@ impl RootFS {
                 })?;
         }
 
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Result;
+    use oci_spec::runtime::{MountBuilder, SpecBuilder};
+
+    use super::*;
+    use crate::syscall::test::TestHelperSyscall;
+
+    fn dev_mount(options: &[&str]) -> Result<Spec> {
+        Ok(SpecBuilder::default()
+            .mounts(vec![
+                MountBuilder::default()
+                    .destination("/dev")
+                    .typ("tmpfs")
+                    .source("tmpfs")
+                    .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                    .build()?,
+            ])
+            .build()?)
+    }
+
+    fn mounts_made(rootfs: &RootFS) -> Vec<crate::syscall::test::MountArgs> {
+        rootfs
+            .syscall
+            .as_any()
+            .downcast_ref::<TestHelperSyscall>()
+            .unwrap()
+            .get_mount_args()
+    }
+
+    #[test]
+    fn finalize_rootfs_makes_a_read_only_dev_read_only() -> Result<()> {
+        let rootfs = RootFS::new();
+        rootfs.finalize_rootfs(&dev_mount(&["nosuid", "ro", "mode=755"])?)?;
+        let mounts = mounts_made(&rootfs);
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].target, Path::new("/dev"));
+        assert!(
+            mounts[0]
+                .flags
+                .contains(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn finalize_rootfs_leaves_a_writable_dev_alone() -> Result<()> {
+        let rootfs = RootFS::new();
+        rootfs.finalize_rootfs(&dev_mount(&["nosuid", "mode=755"])?)?;
+        assert!(mounts_made(&rootfs).is_empty());
         Ok(())
     }
 }

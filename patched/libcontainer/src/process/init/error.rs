@@ -12,10 +12,18 @@ use crate::{apparmor, hooks, notify_socket, rootfs, tty, workload};
 pub enum InitProcessError {
     #[error("failed to set sysctl")]
     Sysctl(#[source] std::io::Error),
-    #[error("failed to mount path as readonly")]
-    MountPathReadonly(#[source] SyscallError),
-    #[error("failed to mount path as masked")]
-    MountPathMasked(#[source] SyscallError),
+    #[error("failed to mount {path:?} read-only")]
+    MountPathReadonly {
+        path: std::path::PathBuf,
+        #[source]
+        err: SyscallError,
+    },
+    #[error("failed to mask {path:?}")]
+    MountPathMasked {
+        path: std::path::PathBuf,
+        #[source]
+        err: SyscallError,
+    },
     #[error(transparent)]
     Namespaces(#[from] NamespaceError),
     #[error("failed to set hostname")]

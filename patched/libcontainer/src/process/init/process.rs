@@ -199,6 +199,11 @@ pub fn container_init_process(
     }
 
     if matches!(args.container_type, ContainerType::InitContainer) {
+        RootFS::new().finalize_rootfs(ctx.spec).map_err(|err| {
+            tracing::error!(?err, "failed to finalize rootfs");
+            InitProcessError::RootFS(err)
+        })?;
+
         if ctx.rootfs_ro {
             let current_flags = statfs("/")
                 .map_err(|err| {
@@ -347,6 +352,12 @@ pub fn container_init_process(
             },
         )?;
     }
+
+    // Before seccomp, which may forbid the syscalls this needs.
+    utils::reset_signal_state().map_err(|err| {
+        tracing::error!(?err, "failed to reset the signal mask and dispositions");
+        InitProcessError::NixOther(err)
+    })?;
 
     // Without no new privileges, seccomp is a privileged operation. We have to
     // do this before dropping capabilities. Otherwise, we should do it later,
@@ -535,7 +546,10 @@ fn readonly_path(path: &Path, syscall: &dyn Syscall) -> Result<()> {
         }
 
         tracing::error!(?path, ?err, "failed to mount path as readonly");
-        return Err(InitProcessError::MountPathReadonly(err));
+        return Err(InitProcessError::MountPathReadonly {
+            path: path.to_owned(),
+            err,
+        });
     }
 
     syscall
@@ -553,7 +567,10 @@ fn readonly_path(path: &Path, syscall: &dyn Syscall) -> Result<()> {
         )
         .map_err(|err| {
             tracing::error!(?path, ?err, "failed to remount path as readonly");
-            InitProcessError::MountPathReadonly(err)
+            InitProcessError::MountPathReadonly {
+                path: path.to_owned(),
+                err,
+            }
         })?;
 
     tracing::debug!("readonly path {:?} mounted", path);
@@ -597,7 +614,10 @@ fn masked_paths(
                 )
                 .map_err(|err| {
                     tracing::error!(?path, ?err, "failed to mount path as masked using tempfs");
-                    InitProcessError::MountPathMasked(err)
+                    InitProcessError::MountPathMasked {
+                        path: path.to_owned(),
+                        err,
+                    }
                 })?;
         } else {
             // Destination is a file, bind mount /dev/null over the top of it.
@@ -607,7 +627,10 @@ fn masked_paths(
                     ?err,
                     "failed to mount path as masked using /dev/null"
                 );
-                InitProcessError::MountPathMasked(err)
+                InitProcessError::MountPathMasked {
+                    path: path.to_owned(),
+                    err,
+                }
             })?;
         }
     }
