@@ -394,7 +394,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         )?);
 
         apply::apply(&mut spec, &edits, cache_mount.as_deref());
-        let summary = summarise(&edits, &request);
+        let summary = summarise(&edits, &request, cache_mount.is_some());
         apply::mark(&mut spec, &summary);
         write_config(bundle, &serialise(&spec))?;
         timings.write_spec_us = clock.lap();
@@ -629,7 +629,9 @@ fn write_ld_so_conf_entry(bundle: &Path, rootfs: &Rootfs, edits: &Edits, undo: &
     }
 }
 
-fn summarise(edits: &Edits, request: &Request) -> String {
+/// `cache_mounted`: the container's ld.so.cache is mounted from the bundle (the rootfs could
+/// not take it), one more mount than the edits list.
+fn summarise(edits: &Edits, request: &Request, cache_mounted: bool) -> String {
     let gpus: Vec<String> = edits.gpu_indices.iter().map(u32::to_string).collect();
     let caps: Vec<&str> = request.capabilities.iter().map(|c| c.as_str()).collect();
     format!(
@@ -641,7 +643,7 @@ fn summarise(edits: &Edits, request: &Request) -> String {
         },
         caps.join(","),
         edits.devices.len(),
-        edits.mounts.len() + 1
+        edits.mounts.len() + usize::from(cache_mounted)
     )
 }
 
