@@ -23,7 +23,10 @@
 #    the container (the cache ignored with a warning);
 #  - a FIFO or a device node at /etc/ld.so.cache is never opened by the runtime (inotify sees
 #    no open), create does not hang, the container starts;
-#  - an image whose /dev is a symlink to a host directory gets nothing created there;
+#  - an image whose /dev is a symlink to a host directory (absolute, or climbing with ../) gets
+#    nothing created there: a GPU container is refused, naming /dev; one without GPUs gets its
+#    /dev links and device nodes where the link leads inside its rootfs, with the spec's /dev
+#    mounts or without; a /dev/shm link to a host dir gets the spec's tmpfs inside the rootfs;
 #  - in a user namespace, what the image has at a device path is mounted over, not opened;
 # and through a private dockerd with `default-runtime: nvidia`: a `docker build` RUN step and a
 # restarted container run ldconfig and still load libcuda.
