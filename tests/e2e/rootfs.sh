@@ -23,7 +23,10 @@
 #    the container (the cache ignored with a warning);
 #  - a FIFO or a device node at /etc/ld.so.cache is never opened by the runtime (inotify sees
 #    no open), create does not hang, the container starts;
-#  - an image whose /dev is a symlink to a host directory gets nothing created there;
+#  - an image whose /dev is a symlink to a host directory (absolute, or climbing with ../) gets
+#    nothing created there: a GPU container is refused, naming /dev; one without GPUs gets its
+#    /dev links and device nodes where the link leads inside its rootfs, with the spec's /dev
+#    mounts or without; a /dev/shm link to a host dir gets the spec's tmpfs inside the rootfs;
 #  - in a user namespace, what the image has at a device path is mounted over, not opened;
 # and through a private dockerd with `default-runtime: nvidia`: a `docker build` RUN step and a
 # restarted container run ldconfig and still load libcuda.
@@ -419,6 +422,97 @@ test_dev_symlink_to_a_host_dir() {
     fi
 }
 
+# escape_link DIR TARGET : a relative link target that, from DIR, climbs to the host's / and
+# then goes to the absolute path TARGET (inside the container it just names TARGET).
+escape_link() {
+    local up="" rest=$1
+    while [[ $rest != / && -n $rest ]]; do up+="../"; rest=$(dirname "$rest"); done
+    echo "$up${2#/}"
+}
+# no_leftovers ID BUNDLE WHAT : neither state nor a cgroup of container ID is left.
+no_leftovers() {
+    capture rt state "$1"
+    assert_rc_nonzero "$3: no state is left"
+    assert_eq "" "$(cgroup_dirs_for "$(bundle_cgroup_path "$2")")" "$3: no cgroup is left"
+}
+# Containers that ask for no GPU: the default /dev links (fd, stdin, ptmx, kcore…) and the
+# device nodes are made by libcontainer, through the image's /dev link (to a host dir, absolute
+# or climbing with ../). All of it must stay inside the rootfs, whether the image also has the
+# link's target (then the container runs, its devices there) or not, and with the spec's /dev
+# mounts or without any.
+test_dev_symlink_without_gpu() {
+    local how mounts has host_dir id target what
+    for how in absolute relative; do
+        for mounts in no-dev-mounts dev-mounts; do
+            for has in image-has-target no-target-in-image; do
+                id=devlink-$how-$mounts-$has
+                what="/dev -> host dir ($how, $mounts, $has), no GPU"
+                host_dir=$TEST_TMP/host-$id
+                mkdir -p "$host_dir"
+                B=$TEST_TMP/$id
+                make_bundle "$B" sh
+                rm -rf "$B/rootfs/dev"
+                if [[ $how == absolute ]]; then target=$host_dir; else target=$(escape_link "$B/rootfs" "$host_dir"); fi
+                ln -s "$target" "$B/rootfs/dev"
+                [[ $(readlink -f "$B/rootfs/dev") == "$host_dir" ]] || die "the link does not reach $host_dir"
+                [[ $has == no-target-in-image ]] || mkdir -p "$B/rootfs$host_dir"
+                [[ $mounts == dev-mounts ]] \
+                    || bundle_set "$B" 'c["mounts"] = [m for m in c["mounts"] if not m["destination"].startswith("/dev")]'
+                bundle_args "$B" sh -c 'test -c /dev/null && test -c /dev/zero && echo devices-ok; readlink /dev/stdin; readlink /dev/ptmx'
+                run_as_is
+                assert_eq "" "$(find "$host_dir" -mindepth 1)" "$what: nothing created in the host dir"
+                if [[ $RC == 0 ]]; then
+                    assert_eq "devices-ok"$'\n'"/proc/self/fd/0"$'\n'"pts/ptmx" "$OUT" "$what: started, its devices and links in its /dev"
+                    [[ $mounts == dev-mounts ]] \
+                        || assert_true "$what: …made in the rootfs, where its /dev leads" test -c "$B/rootfs$host_dir/null"
+                else
+                    assert_eq "no-target-in-image" "$has" "$what: refused only when the link leads nowhere in the image"
+                    assert_contains "$ERR" "/dev" "$what: refused, the error names /dev"
+                fi
+                no_leftovers "$id" "$B" "$what"
+            done
+        done
+    done
+}
+# A real /dev whose shm is a link to a host dir, and a spec that mounts /dev/shm but not /dev:
+# the tmpfs lands inside the rootfs and what the container writes there stays out of the host dir.
+test_dev_shm_symlink_to_a_host_dir() {
+    local how has host_dir id target what
+    for how in absolute relative; do
+        for has in image-has-target no-target-in-image; do
+            id=shmlink-$how-$has
+            what="/dev/shm -> host dir ($how, $has)"
+            host_dir=$TEST_TMP/host-$id
+            mkdir -p "$host_dir"
+            B=$TEST_TMP/$id
+            make_bundle "$B" sh
+            if [[ $how == absolute ]]; then target=$host_dir; else target=$(escape_link "$B/rootfs/dev" "$host_dir"); fi
+            rm -rf "$B/rootfs/dev/shm"
+            mkdir -p "$B/rootfs/dev"
+            ln -s "$target" "$B/rootfs/dev/shm"
+            [[ $(readlink -f "$B/rootfs/dev/shm") == "$host_dir" ]] || die "the link does not reach $host_dir"
+            [[ $has == no-target-in-image ]] || mkdir -p "$B/rootfs$host_dir"
+            bundle_set "$B" 'c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/dev"]'
+            # what the container writes there, and the type of the file system mounted where
+            # /dev/shm leads (the link's target, inside the container)
+            cat >"$B/rootfs/check-shm" <<EOF
+echo x >/dev/shm/written && cat /dev/shm/written
+awk '\$5 == "$host_dir" { for (i = 7; i < NF; i++) if (\$i == "-") print \$(i + 1) }' /proc/self/mountinfo
+EOF
+            bundle_args "$B" sh /check-shm
+            run_as_is
+            assert_eq "" "$(find "$host_dir" -mindepth 1)" "$what: nothing created in the host dir"
+            if [[ $RC == 0 ]]; then
+                assert_eq "x"$'\n'"tmpfs" "$OUT" "$what: started, the tmpfs mounted inside the rootfs"
+            else
+                assert_eq "no-target-in-image" "$has" "$what: refused only when the link leads nowhere in the image"
+                assert_contains "$ERR" "/dev/shm" "$what: refused, the error names /dev/shm"
+            fi
+            no_leftovers "$id" "$B" "$what"
+        done
+    done
+}
+
 # --- docker ----------------------------------------------------------------------------
 
 # `docker build` under `default-runtime: nvidia`: a RUN step of an image that asks for GPUs
@@ -448,7 +542,7 @@ run_tests \
     test_failed_create_restores_the_rootfs \
     test_development_links test_hostile_image_cache test_fifo_and_device_at_the_cache_path \
     test_userns_device_paths_are_not_opened \
-    test_dev_symlink_to_a_host_dir
+    test_dev_symlink_to_a_host_dir test_dev_symlink_without_gpu test_dev_shm_symlink_to_a_host_dir
 
 if [[ -z $E2E_FILTER ]] || [[ test_docker_build_and_restart_run_ldconfig =~ $E2E_FILTER ]]; then
     start_dockerd --name rootfs-docker --default-runtime nvidia

@@ -40,8 +40,8 @@ pub enum RootfsError {
     #[error("{path} in the container rootfs is {kind}, not a regular file")]
     NotAFile { path: PathBuf, kind: &'static str },
     #[error(
-        "the image's /dev is a symbolic link (to {target}): the device nodes and links made in \
-         /dev would be created through it, outside the container; make /dev a directory in the image"
+        "the image's /dev is a symbolic link (to {target}): GPU devices are only injected into a \
+         /dev directory; make /dev a directory in the image"
     )]
     DevIsASymlink { target: String },
 }
@@ -218,8 +218,10 @@ impl Rootfs {
         }
     }
 
-    /// Refuses an image whose `/dev` is a symbolic link: libcontainer creates device nodes and
-    /// links under `<rootfs>/dev` by host path, so the kernel would follow it on the host.
+    /// Refuses an image whose `/dev` is a symbolic link. libcontainer makes everything under
+    /// `/dev` inside the rootfs, wherever such a link leads there; but the GPU devices, their
+    /// device-cgroup rules and the clean-up of a failed create are planned by their `/dev`
+    /// paths, so injection does not guess where the image's link puts them.
     pub fn check_dev(&self) -> Result<(), RootfsError> {
         let dev = Path::new("/dev");
         if self.kind(dev)? != FileKind::Symlink {

@@ -325,18 +325,6 @@ impl Mount {
             .collect();
         tracing::debug!("Process cgroups: {:?}", process_cgroups);
 
-        let cgroup_root = options
-            .root
-            .join_safely(cgroup_mount.destination())
-            .map_err(|err| {
-                tracing::error!(
-                    "could not join rootfs path with cgroup mount destination: {}",
-                    err
-                );
-                MountError::Other(err.into())
-            })?;
-        tracing::debug!("cgroup root: {:?}", cgroup_root);
-
         let symlink = Symlink::new();
 
         // setup cgroup mounts for container
@@ -360,7 +348,11 @@ impl Mount {
                     )?;
                 }
 
-                symlink.setup_comount_symlinks(&cgroup_root, subsystem_name)?;
+                symlink.setup_comount_symlinks(
+                    options.root,
+                    cgroup_mount.destination(),
+                    subsystem_name,
+                )?;
             } else {
                 tracing::warn!("could not get subsystem name from {:?}", host_mount);
             }

@@ -1,24 +1,21 @@
-use std::fs::remove_file;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::syscall::Syscall;
-use crate::syscall::syscall::create_syscall;
+use pathrs::error::ErrorKind;
+use pathrs::{InodeType, Root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SymlinkError {
-    #[error("syscall failed")]
-    Syscall {
-        source: crate::syscall::SyscallError,
+    #[error("cannot create the link {path:?} in the container's rootfs")]
+    InRootfs {
+        path: PathBuf,
+        source: pathrs::error::Error,
     },
-    #[error("failed symlink: {msg}")]
-    Other { msg: String },
 }
 
 type Result<T> = std::result::Result<T, SymlinkError>;
 
-pub struct Symlink {
-    syscall: Box<dyn Syscall>,
-}
+/// Creates the links a container's rootfs needs.
+pub struct Symlink {}
 
 impl Default for Symlink {
     fn default() -> Self {
@@ -26,64 +23,76 @@ impl Default for Symlink {
     }
 }
 
+/// Creates the link `path` (relative to `rootfs`) to `target`. Every component of `path`, an
+/// image's own links included, is resolved inside `rootfs`: an image whose `/dev` links to a
+/// host directory must not get files created in that directory.
+fn symlink_in(rootfs: &Root, target: &str, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    rootfs
+        .create(path, &InodeType::Symlink(PathBuf::from(target)))
+        .map_err(|source| {
+            tracing::error!(?source, ?path, "failed to create a symlink in the rootfs");
+            SymlinkError::InRootfs {
+                path: Path::new("/").join(path),
+                source,
+            }
+        })
+}
+
+fn open_rootfs(rootfs: &Path) -> Result<Root> {
+    Root::open(rootfs).map_err(|source| SymlinkError::InRootfs {
+        path: PathBuf::from("/"),
+        source,
+    })
+}
+
 impl Symlink {
     pub fn new() -> Symlink {
-        Symlink::with_syscall(create_syscall())
-    }
-
-    fn with_syscall(syscall: Box<dyn Syscall>) -> Symlink {
-        Symlink { syscall }
+        Symlink {}
     }
 
     // Create symlinks for subsystems that have been comounted e.g. cpu -> cpu,cpuacct, cpuacct -> cpu,cpuacct
+    // `cgroup_dest` is the cgroup mount's destination in the container.
     #[cfg(feature = "v1")]
-    pub fn setup_comount_symlinks(&self, cgroup_root: &Path, subsystem_name: &str) -> Result<()> {
+    pub fn setup_comount_symlinks(
+        &self,
+        rootfs: &Path,
+        cgroup_dest: &Path,
+        subsystem_name: &str,
+    ) -> Result<()> {
         if !subsystem_name.contains(',') {
             return Ok(());
         }
 
+        let root = open_rootfs(rootfs)?;
         for comount in subsystem_name.split_terminator(',') {
-            let link = cgroup_root.join(comount);
-            self.syscall
-                .symlink(Path::new(subsystem_name), &link)
-                .map_err(|err| {
-                    tracing::error!("failed to symlink {link:?} to {subsystem_name:?}");
-                    SymlinkError::Syscall { source: err }
-                })?;
+            symlink_in(&root, subsystem_name, &cgroup_dest.join(comount))?;
         }
 
         Ok(())
     }
 
     pub fn setup_ptmx(&self, rootfs: &Path) -> Result<()> {
-        let ptmx = rootfs.join("dev/ptmx");
-        if let Err(e) = remove_file(&ptmx) {
-            if e.kind() != ::std::io::ErrorKind::NotFound {
-                return Err(SymlinkError::Other {
-                    msg: "could not delete /dev/ptmx".into(),
+        let root = open_rootfs(rootfs)?;
+        match root.remove_file("dev/ptmx") {
+            Ok(()) => {}
+            Err(err) if err.kind() == ErrorKind::OsError(Some(libc::ENOENT)) => {}
+            Err(source) => {
+                tracing::error!(?source, "could not delete /dev/ptmx");
+                return Err(SymlinkError::InRootfs {
+                    path: PathBuf::from("/dev/ptmx"),
+                    source,
                 });
             }
         }
-
-        self.syscall
-            .symlink(Path::new("pts/ptmx"), &ptmx)
-            .map_err(|err| {
-                tracing::error!("failed to symlink ptmx");
-                SymlinkError::Syscall { source: err }
-            })?;
-        Ok(())
+        symlink_in(&root, "pts/ptmx", "dev/ptmx")
     }
 
     // separating kcore symlink out from setup_default_symlinks for a better way to do the unit test,
     // since not every architecture has /proc/kcore file.
     pub fn setup_kcore_symlink(&self, rootfs: &Path) -> Result<()> {
         if Path::new("/proc/kcore").exists() {
-            self.syscall
-                .symlink(Path::new("/proc/kcore"), &rootfs.join("dev/kcore"))
-                .map_err(|err| {
-                    tracing::error!("failed to symlink kcore");
-                    SymlinkError::Syscall { source: err }
-                })?;
+            symlink_in(&open_rootfs(rootfs)?, "/proc/kcore", "dev/kcore")?;
         }
         Ok(())
     }
@@ -95,13 +104,9 @@ impl Symlink {
             ("/proc/self/fd/1", "dev/stdout"),
             ("/proc/self/fd/2", "dev/stderr"),
         ];
+        let root = open_rootfs(rootfs)?;
         for (src, dst) in defaults {
-            self.syscall
-                .symlink(Path::new(src), &rootfs.join(dst))
-                .map_err(|err| {
-                    tracing::error!("failed to symlink defaults");
-                    SymlinkError::Syscall { source: err }
-                })?;
+            symlink_in(&root, src, dst)?;
         }
 
         Ok(())
@@ -110,90 +115,82 @@ impl Symlink {
 
 #[cfg(test)]
 mod tests {
-    #[cfg(feature = "v1")]
     use std::fs;
-    use std::path::PathBuf;
+    use std::os::unix::fs::symlink;
 
-    #[cfg(feature = "v1")]
     use anyhow::{Context, Result};
-    use nix::fcntl::{OFlag, open};
-    use nix::sys::stat::Mode;
 
     use super::*;
-    #[cfg(feature = "v1")]
-    use crate::syscall::linux::LinuxSyscall;
-    use crate::syscall::test::TestHelperSyscall;
 
-    #[test]
-    fn test_setup_ptmx() {
-        {
-            let tmp_dir = tempfile::tempdir().unwrap();
-            let symlink = Symlink::new();
-            assert!(symlink.setup_ptmx(tmp_dir.path()).is_ok());
-            let want = (PathBuf::from("pts/ptmx"), tmp_dir.path().join("dev/ptmx"));
-            let got = &symlink
-                .syscall
-                .as_any()
-                .downcast_ref::<TestHelperSyscall>()
-                .unwrap()
-                .get_symlink_args()[0];
-            assert_eq!(want, *got)
-        }
-        // make remove_file goes into the bail! path
-        {
-            let tmp_dir = tempfile::tempdir().unwrap();
-            open(
-                &tmp_dir.path().join("dev"),
-                OFlag::O_RDWR | OFlag::O_CREAT,
-                Mode::from_bits_truncate(0o644),
-            )
-            .unwrap();
-
-            let symlink = Symlink::new();
-            assert!(symlink.setup_ptmx(tmp_dir.path()).is_err());
-            assert_eq!(
-                0,
-                symlink
-                    .syscall
-                    .as_any()
-                    .downcast_ref::<TestHelperSyscall>()
-                    .unwrap()
-                    .get_symlink_args()
-                    .len()
-            );
-        }
+    fn link_of(path: &Path) -> Result<PathBuf> {
+        fs::read_link(path).with_context(|| format!("{path:?} is not a link"))
     }
 
     #[test]
-    fn test_setup_default_symlinks() {
-        let tmp_dir = tempfile::tempdir().unwrap();
-        let symlink = Symlink::new();
-        assert!(symlink.setup_default_symlinks(tmp_dir.path()).is_ok());
-        let want = vec![
-            (
-                PathBuf::from("/proc/self/fd"),
-                tmp_dir.path().join("dev/fd"),
-            ),
-            (
-                PathBuf::from("/proc/self/fd/0"),
-                tmp_dir.path().join("dev/stdin"),
-            ),
-            (
-                PathBuf::from("/proc/self/fd/1"),
-                tmp_dir.path().join("dev/stdout"),
-            ),
-            (
-                PathBuf::from("/proc/self/fd/2"),
-                tmp_dir.path().join("dev/stderr"),
-            ),
-        ];
-        let got = symlink
-            .syscall
-            .as_any()
-            .downcast_ref::<TestHelperSyscall>()
-            .unwrap()
-            .get_symlink_args();
-        assert_eq!(want, got)
+    fn test_setup_ptmx() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        fs::create_dir(tmp_dir.path().join("dev"))?;
+        fs::write(tmp_dir.path().join("dev/ptmx"), "")?;
+        Symlink::new().setup_ptmx(tmp_dir.path())?;
+        assert_eq!(
+            link_of(&tmp_dir.path().join("dev/ptmx"))?,
+            Path::new("pts/ptmx")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn test_setup_ptmx_fails_where_it_cannot_delete() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        fs::create_dir_all(tmp_dir.path().join("dev/ptmx"))?;
+        assert!(Symlink::new().setup_ptmx(tmp_dir.path()).is_err());
+        assert!(tmp_dir.path().join("dev/ptmx").is_dir());
+        Ok(())
+    }
+
+    #[test]
+    fn test_setup_default_symlinks() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        fs::create_dir(tmp_dir.path().join("dev"))?;
+        Symlink::new().setup_default_symlinks(tmp_dir.path())?;
+        for (target, link) in [
+            ("/proc/self/fd", "dev/fd"),
+            ("/proc/self/fd/0", "dev/stdin"),
+            ("/proc/self/fd/1", "dev/stdout"),
+            ("/proc/self/fd/2", "dev/stderr"),
+        ] {
+            assert_eq!(link_of(&tmp_dir.path().join(link))?, Path::new(target));
+        }
+        Ok(())
+    }
+
+    /// An image whose /dev links out of the rootfs (to a host path, or climbing with ..) gets
+    /// the links where the container itself will find them: inside its rootfs.
+    #[test]
+    fn test_links_stay_inside_a_rootfs_whose_dev_links_out() -> Result<()> {
+        let tmp_dir = tempfile::tempdir()?;
+        let outside = tmp_dir.path().join("outside");
+        fs::create_dir(&outside)?;
+        let outside_in_root = outside.strip_prefix("/")?;
+        // (link, where it leads when resolved inside the rootfs)
+        for (dev_link, inside) in [
+            (outside.clone(), outside_in_root.to_owned()),
+            (PathBuf::from("../outside"), PathBuf::from("outside")),
+        ] {
+            let rootfs = tempfile::tempdir_in(tmp_dir.path())?;
+            fs::create_dir_all(rootfs.path().join(&inside))?;
+            symlink(&dev_link, rootfs.path().join("dev"))?;
+
+            let symlinker = Symlink::new();
+            symlinker.setup_default_symlinks(rootfs.path())?;
+            symlinker.setup_ptmx(rootfs.path())?;
+
+            assert_eq!(fs::read_dir(&outside)?.count(), 0, "{dev_link:?}: made outside");
+            let inside = rootfs.path().join(inside);
+            assert_eq!(link_of(&inside.join("stdin"))?, Path::new("/proc/self/fd/0"));
+            assert_eq!(link_of(&inside.join("ptmx"))?, Path::new("pts/ptmx"));
+        }
+        Ok(())
     }
 
     #[test]
@@ -201,37 +198,24 @@ mod tests {
     fn setup_comounted_symlinks_success() -> Result<()> {
         // arrange
         let tmp = tempfile::tempdir().unwrap();
-        let cpu = tmp.path().join("cpu");
-        let cpuacct = tmp.path().join("cpuacct");
-        let cpu_cpuacct = tmp.path().join("cpu,cpuacct");
-        fs::create_dir_all(cpu_cpuacct)?;
-        let symlink = Symlink::with_syscall(Box::new(LinuxSyscall));
+        let cgroup_root = tmp.path().join("sys/fs/cgroup");
+        let cpu = cgroup_root.join("cpu");
+        let cpuacct = cgroup_root.join("cpuacct");
+        fs::create_dir_all(cgroup_root.join("cpu,cpuacct"))?;
 
         // act
-        symlink
-            .setup_comount_symlinks(tmp.path(), "cpu,cpuacct")
+        Symlink::new()
+            .setup_comount_symlinks(tmp.path(), Path::new("/sys/fs/cgroup"), "cpu,cpuacct")
             .context("failed to setup symlinks")?;
 
         // assert
-        assert!(cpu.exists(), "cpu symlink does not exist");
-        assert!(cpuacct.exists(), "cpuacct symlink does not exist");
-
-        assert!(
-            fs::symlink_metadata(&cpu)?.file_type().is_symlink(),
-            "cpu is not a symlink"
-        );
-        assert!(
-            fs::symlink_metadata(&cpuacct)?.file_type().is_symlink(),
-            "cpuacct is not a symlink"
-        );
-
         assert_eq!(
-            fs::read_link(cpu)?,
+            link_of(&cpu)?,
             PathBuf::from("cpu,cpuacct"),
             "cpu does not link to cpu,cpuacct"
         );
         assert_eq!(
-            fs::read_link(cpuacct)?,
+            link_of(&cpuacct)?,
             PathBuf::from("cpu,cpuacct"),
             "cpuacct does not link to cpu,cpuacct"
         );
@@ -244,11 +228,11 @@ mod tests {
     fn setup_comounted_symlinks_no_comounts() -> Result<()> {
         // arrange
         let tmp = tempfile::tempdir().unwrap();
-        let symlink = Symlink::with_syscall(Box::new(LinuxSyscall));
+        fs::create_dir_all(tmp.path().join("sys/fs/cgroup"))?;
 
         // act
-        let result = symlink
-            .setup_comount_symlinks(tmp.path(), "memory,task")
+        let result = Symlink::new()
+            .setup_comount_symlinks(tmp.path(), Path::new("/sys/fs/cgroup"), "memory,task")
             .context("failed to setup symlinks");
 
         // assert
