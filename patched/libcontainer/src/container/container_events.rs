@@ -35,11 +35,7 @@ impl Container {
         }
 
         let cgroup_manager =
-            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-                cgroup_path: self.spec()?.cgroup_path,
-                systemd_cgroup: self.systemd(),
-                container_name: self.id().to_string(),
-            })?;
+            libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
         match stats {
             true => {
                 let stats = cgroup_manager.stats()?;
