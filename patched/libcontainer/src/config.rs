@@ -72,7 +72,11 @@ impl YoukiConfig {
     }
 
     /// The configuration of the container's cgroup manager, its path resolved as at create.
-    pub fn cgroup_config(&self, container_id: &str, systemd: bool) -> libcgroups::common::CgroupConfig {
+    pub fn cgroup_config(
+        &self,
+        container_id: &str,
+        systemd: bool,
+    ) -> libcgroups::common::CgroupConfig {
         libcgroups::common::CgroupConfig {
             cgroup_path: self.cgroup_path.clone(),
             systemd_cgroup: systemd,

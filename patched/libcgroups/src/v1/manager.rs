@@ -125,8 +125,8 @@ impl Manager {
         };
         let cgroup = cgroups
             .into_iter()
-        .find(|c| c.controllers.contains(&subsystem.to_string()))
-        .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
+            .find(|c| c.controllers.contains(&subsystem.to_string()))
+            .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
 
         // As in runc: an absolute path is below the hierarchy's root, a relative one below the
         // caller's own cgroup in this hierarchy (they differ per hierarchy).

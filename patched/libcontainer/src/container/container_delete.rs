@@ -172,12 +172,16 @@ impl Container {
             Err(ConfigError::LoadIO { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                tracing::debug!(?container_root, "no saved config: the create made nothing else");
+                tracing::debug!(
+                    ?container_root,
+                    "no saved config: the create made nothing else"
+                );
                 return fs::remove_dir_all(container_root).map_err(LibcontainerError::OtherIO);
             }
             Err(err) => return Err(err.into()),
         };
-        let cmanager = libcgroups::common::create_cgroup_manager(config.cgroup_config(id, systemd))?;
+        let cmanager =
+            libcgroups::common::create_cgroup_manager(config.cgroup_config(id, systemd))?;
         cmanager.remove().map_err(|err| {
             tracing::error!(cgroup_path = ?config.cgroup_path, "failed to remove cgroup due to: {err:?}");
             err

@@ -34,8 +34,7 @@ impl Container {
             return Err(LibcontainerError::IncorrectStatus(self.status()));
         }
 
-        let cgroup_manager =
-            libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
+        let cgroup_manager = libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
         match stats {
             true => {
                 let stats = cgroup_manager.stats()?;

@@ -32,8 +32,7 @@ impl Container {
             return Err(LibcontainerError::IncorrectStatus(self.status()));
         }
 
-        let cmanager =
-            libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
+        let cmanager = libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
         cmanager.freeze(FreezerState::Frozen)?;
 
         tracing::debug!("saving paused status");

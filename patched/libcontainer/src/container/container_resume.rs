@@ -33,8 +33,7 @@ impl Container {
             return Err(LibcontainerError::IncorrectStatus(self.status()));
         }
 
-        let cmanager =
-            libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
+        let cmanager = libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
         // resume the frozen container
         cmanager.freeze(FreezerState::Thawed)?;
 

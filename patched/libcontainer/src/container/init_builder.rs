@@ -106,9 +106,10 @@ impl InitContainerBuilder {
                     .map_err(libcgroups::common::CreateCgroupSetupError::from)?,
             );
         }
-        let cgroup_existed = builder_impl::check_new_cgroup(
-            &config.cgroup_config(&self.base.container_id, self.use_systemd || user_ns_config.is_some()),
-        )?;
+        let cgroup_existed = builder_impl::check_new_cgroup(&config.cgroup_config(
+            &self.base.container_id,
+            self.use_systemd || user_ns_config.is_some(),
+        ))?;
 
         let container_dir = self.create_container_dir()?;
 
