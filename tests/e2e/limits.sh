@@ -17,7 +17,7 @@
 #  - without `cgroupsPath` the container's cgroup is `<the caller's cgroup>/<id>` in every
 #    controller (runc's cgroupfs default), and `delete` removes it; a relative `cgroupsPath` is
 #    below the caller's cgroup too, and cannot climb out of it with `..`; the path is resolved
-#    at create, so `ps`, `pause`, `resume` and `delete` run from another cgroup find it.
+#    at create, so `ps`, `exec`, `pause`, `resume` and `delete` run from another cgroup find it.
 # Every expectation was checked against runc 1.1.5 (Debian bookworm).
 source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
@@ -354,6 +354,11 @@ test_default_cgroup_path_from_another_cgroup() {
     # from the caller's own cgroup, not the one create ran in
     capture rt ps --format json "$id"
     assert_contains "$OUT" "$pid" "ps from another cgroup finds the container's processes"
+    # (every controller; the hybrid's controller-less v2 line and named hierarchies are the
+    # caller's, as with runc's cgroupfs driver)
+    capture rt exec "$id" cat /proc/self/cgroup
+    assert_eq "$(grep -v -e '^0::' -e ':name=' /proc/"$pid"/cgroup)" "$(grep -v -e '^0::' -e ':name=' <<<"$OUT")" \
+        "exec from another cgroup joins the container's cgroups"
     capture rt pause "$id"
     assert_eq FROZEN "$(freezer_state_of "$pid")" "pause from another cgroup freezes the container"
     capture rt resume "$id"
