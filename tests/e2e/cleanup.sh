@@ -12,7 +12,15 @@
 #  - `create` into a cgroup that is already frozen is refused at once (runc: "container's
 #    cgroup unexpectedly frozen") instead of hanging, leaving no container behind;
 #  - `exec --cgroup SUB` joins an existing sub-cgroup, and refuses a missing one (runc: "no
-#    such file or directory") without making it.
+#    such file or directory") without making it;
+#  - `create` into a cgroup that has processes is refused (runc: "container's cgroup is not
+#    empty"), and a refused create (frozen or busy cgroup) leaves a cgroup it did not make, and
+#    the processes in it, as they were;
+#  - a foreground `run` reports a failing poststop hook as a warning in its log and still
+#    exits with the container's code;
+#  - `delete --force` after a create killed inside libcontainer (state "creating" with no pid,
+#    an empty state.json, no saved config yet) kills the orphaned init and removes the cgroups
+#    and the state dir, so that the id can be used again.
 # Cgroups are looked at from the host, in every hierarchy (cgroup v1, hybrid or v2).
 source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
@@ -294,8 +302,193 @@ test_create_frozen_cgroup() {
     gone "$id"
 }
 
+# --- create into a cgroup that someone else's processes use ------------------
+
+# premake_cgroup REL : cgroup REL in every hierarchy, as a person or another tool makes it
+# (v1 cpusets primed level by level: an empty one takes no task).
+premake_cgroup() {
+    local rel=${1#/} d p comp
+    if cgroup_v2_only; then mkdir -p "/sys/fs/cgroup/$rel"; return 0; fi
+    for d in /sys/fs/cgroup/*; do
+        [[ -L $d || ! -f $d/cgroup.procs ]] && continue
+        p=$d
+        for comp in ${rel//\// }; do
+            p=$p/$comp
+            mkdir -p "$p"
+            if [[ -f $p/cpuset.cpus && -z $(<"$p/cpuset.cpus") ]]; then
+                cat "$(dirname "$p")/cpuset.cpus" >"$p/cpuset.cpus"
+                cat "$(dirname "$p")/cpuset.mems" >"$p/cpuset.mems"
+            fi
+        done
+    done
+}
+# start_in_cgroup REL : prints the pid of a new `sleep` moved into REL in every hierarchy.
+start_in_cgroup() {
+    local pid d
+    sleep 1000 </dev/null >/dev/null 2>&1 &
+    pid=$!
+    for d in $(cgroup_dirs_for "$1"); do echo "$pid" >"$d/cgroup.procs"; done
+    echo "$pid"
+}
+# drop_premade_cgroup REL PID : kills PID (thawed first) and removes REL everywhere.
+drop_premade_cgroup() {
+    local d
+    [[ -d $(freezer_dir_for "$1") ]] && thaw_dir "$(freezer_dir_for "$1")"
+    kill -9 "$2" 2>/dev/null || true
+    wait_for 5 bash -c "! kill -0 $2 2>/dev/null" || true
+    for d in $(cgroup_dirs_for "$1"); do wait_for 5 rmdir "$d" || true; done
+}
+
+# runc refuses a cgroup that has processes ("container's cgroup is not empty"), and a failed
+# create must not touch a cgroup it did not make: before, libcontainer's clean-up of the
+# failed create SIGKILLed the processes already there and removed their cgroup.
+test_create_cgroup_not_empty() {
+    local id=busycg b=$TEST_TMP/busycg rel sp before
+    make_bundle "$b" sleep 1000
+    rel=$(bundle_cgroup_path "$b")
+    premake_cgroup "$rel"
+    sp=$(start_in_cgroup "$rel")
+    before=$(cgroups_left "$rel")
+    assert_contains "$(cat /proc/"$sp"/cgroup)" "$rel" "a process of someone else runs in the cgroup"
+
+    capture rt create --bundle "$b" "$id" </dev/null
+    assert_rc_nonzero "create into a cgroup that has processes fails"
+    assert_contains "$ERR" "cgroup is not empty" "…saying the container's cgroup is not empty (as runc)"
+    assert_true "…the process already there is alive" alive "$sp"
+    assert_contains "$(cat /proc/"$sp"/cgroup 2>/dev/null)" "$rel" "…and still in its cgroup"
+    assert_eq "$before" "$(cgroups_left "$rel")" "…the cgroup is kept, in every hierarchy"
+    assert_false "…no state is left" test -e "$STATE/$id"
+
+    drop_premade_cgroup "$rel" "$sp"
+    capture rt create --bundle "$b" "$id" </dev/null
+    assert_rc 0 "once the cgroup is free, the id can be used"
+    gone "$id"
+}
+
+test_create_frozen_cgroup_with_process() {
+    local id=frozenbusy b=$TEST_TMP/frozenbusy rel sp fdir before
+    make_bundle "$b" sleep 1000
+    rel=$(bundle_cgroup_path "$b")
+    premake_cgroup "$rel"
+    sp=$(start_in_cgroup "$rel")
+    fdir=$(freezer_dir_for "$rel")
+    freeze_dir "$fdir"
+    before=$(cgroups_left "$rel")
+
+    E2E_TIMEOUT=20 capture rt create --bundle "$b" "$id" </dev/null
+    assert_ne 124 "$RC" "create into a frozen cgroup with a process does not hang"
+    assert_rc_nonzero "…it fails"
+    assert_true "…the process already there is alive" alive "$sp"
+    assert_eq FROZEN "$(freezer_state_of "$sp" 2>/dev/null)" "…and still frozen"
+    assert_eq "$before" "$(cgroups_left "$rel")" "…the cgroup is kept, in every hierarchy"
+    assert_false "…no state is left" test -e "$STATE/$id"
+
+    drop_premade_cgroup "$rel" "$sp"
+    gone "$id"
+}
+
+# --- run: poststop hooks ---------------------------------------------------
+
+test_run_poststop_hook_fails() {
+    local id=runhook b=$TEST_TMP/runhook rel log=$TEST_TMP/runhook.log hook=$TEST_TMP/failing-poststop
+    printf '#!/bin/sh\nexit 1\n' >"$hook"
+    chmod +x "$hook"
+    make_bundle "$b" sh -c 'exit 3'
+    bundle_set "$b" "c['hooks'] = {'poststop': [{'path': '$hook'}]}"
+    rel=$(bundle_cgroup_path "$b")
+
+    capture rt --log "$log" --log-format json run --bundle "$b" "$id" </dev/null
+    assert_rc 3 "run's exit code is the container's although its poststop hook exits 1"
+    assert_true "…the failure is a warning in the log naming the hook" log_has "$log" warning "$hook"
+    capture rt state "$id"
+    assert_contains "$ERR" "does not exist" "…the container is gone"
+    assert_eq "" "$(cgroups_left "$rel")" "…with its cgroups"
+}
+
+# --- delete --force after a create killed inside libcontainer ---------------
+
+# kill_create_in_hook ID BUNDLE : starts a create whose createRuntime hook waits, and kills
+# the runtime (kill -9) while the hook runs: the state dir says "creating" with no pid and
+# the container's init waits in its cgroup. Prints the init's pid.
+kill_create_in_hook() {
+    local id=$1 b=$2 mark=$TEST_TMP/$1.hook init
+    rm -f "$mark"
+    bundle_set "$b" "c['hooks'] = {'createRuntime': [{'path': '/bin/sh', 'args': ['sh', '-c', 'echo \$PPID \$\$ >$mark; exec sleep 1000']}]}"
+    "$RUNTIME" --root "$STATE" create --bundle "$b" --pid-file "$TEST_TMP/$id.pid" "$id" </dev/null >/dev/null 2>&1 &
+    wait_for 10 test -s "$mark" || true
+    local rt_pid hook_pid
+    read -r rt_pid hook_pid <"$mark"
+    local dirs
+    dirs=$(cgroup_dirs_for "$(bundle_cgroup_path "$b")")
+    init=$(cat "${dirs%%$'\n'*}/cgroup.procs" 2>/dev/null)
+    init=${init%%$'\n'*}
+    kill -9 "$rt_pid" "$hook_pid" 2>/dev/null || true
+    wait_for 5 bash -c "! kill -0 $rt_pid 2>/dev/null" || true
+    bundle_set "$b" "c.pop('hooks', None)"
+    echo "$init"
+}
+
+test_delete_force_killed_create() {
+    local id=killedcreate b=$TEST_TMP/killedcreate rel init
+    make_bundle "$b" sleep 1000
+    rel=$(bundle_cgroup_path "$b")
+    init=$(kill_create_in_hook "$id" "$b")
+    assert_ne "" "$init" "the killed create's init waits in the container's cgroup"
+    assert_contains "$(cat "$STATE/$id/state.json" 2>/dev/null)" creating "…its state says creating"
+
+    capture rt delete --force "$id"
+    assert_rc 0 "delete --force after a create killed in libcontainer succeeds"
+    wait_for 5 bash -c "! kill -0 $init 2>/dev/null" || true
+    assert_false "…the orphaned init is gone" alive "$init"
+    assert_eq "" "$(cgroups_left "$rel")" "…the cgroups are gone"
+    assert_false "…the state dir is gone" test -e "$STATE/$id"
+    capture rt create --bundle "$b" "$id" </dev/null
+    assert_rc 0 "…and the id can be used again"
+    gone "$id"
+}
+
+test_delete_force_killed_create_empty_state() {
+    local id=killedempty b=$TEST_TMP/killedempty rel init
+    make_bundle "$b" sleep 1000
+    rel=$(bundle_cgroup_path "$b")
+    init=$(kill_create_in_hook "$id" "$b")
+    assert_ne "" "$init" "the killed create's init waits in the container's cgroup"
+    # what a kill in the middle of writing state.json leaves
+    : >"$STATE/$id/state.json"
+
+    capture rt delete --force "$id"
+    assert_rc 0 "delete --force with an empty state.json succeeds"
+    wait_for 5 bash -c "! kill -0 $init 2>/dev/null" || true
+    assert_false "…the orphaned init is gone" alive "$init"
+    assert_eq "" "$(cgroups_left "$rel")" "…the cgroups are gone"
+    assert_false "…the state dir is gone" test -e "$STATE/$id"
+    capture rt create --bundle "$b" "$id" </dev/null
+    assert_rc 0 "…and the id can be used again"
+    gone "$id"
+}
+
+# What libcontainer leaves when a create is killed while it writes its first file: a state
+# dir with an empty state.json and no saved config (which it writes before any process or
+# cgroup exists).
+test_delete_force_killed_before_config() {
+    local id=killedearly b=$TEST_TMP/killedearly
+    make_bundle "$b" sleep 1000
+    mkdir -p "$STATE/$id"
+    : >"$STATE/$id/state.json"
+
+    capture rt --log "$TEST_TMP/killedearly.log" --log-format json delete --force "$id"
+    assert_rc 0 "delete --force of a state dir with an empty state.json and no saved config succeeds"
+    assert_false "…the state dir is gone" test -e "$STATE/$id"
+    capture rt create --bundle "$b" "$id" </dev/null
+    assert_rc 0 "…and the id can be used again"
+    gone "$id"
+}
+
 run_tests \
     test_delete_force_corrupt_state test_delete_force_nothing_readable test_delete_force_config_unreadable \
     test_poststop_hook_fails test_poststop_hook_missing \
-    test_delete_force_sub_cgroups test_delete_force_paused test_exec_sub_cgroup test_create_frozen_cgroup
+    test_delete_force_sub_cgroups test_delete_force_paused test_exec_sub_cgroup test_create_frozen_cgroup \
+    test_create_cgroup_not_empty test_create_frozen_cgroup_with_process test_run_poststop_hook_fails \
+    test_delete_force_killed_create test_delete_force_killed_create_empty_state \
+    test_delete_force_killed_before_config
 e2e_finish

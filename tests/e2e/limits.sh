@@ -16,7 +16,8 @@
 #    has runc's shape;
 #  - without `cgroupsPath` the container's cgroup is `<the caller's cgroup>/<id>` in every
 #    controller (runc's cgroupfs default), and `delete` removes it; a relative `cgroupsPath` is
-#    below the caller's cgroup too, and cannot climb out of it with `..`.
+#    below the caller's cgroup too, and cannot climb out of it with `..`; the path is resolved
+#    at create, so `ps`, `exec`, `pause`, `resume` and `delete` run from another cgroup find it.
 # Every expectation was checked against runc 1.1.5 (Debian bookworm).
 source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
@@ -314,6 +315,67 @@ test_relative_cgroup_path() {
     for d in "${dirs[@]}"; do rmdir "$d" "$(dirname "$d")" 2>/dev/null || true; done
 }
 
+# The default cgroup is resolved against the caller's cgroup once, at create (runc saves the
+# resolved paths): commands run later from another cgroup find the container's cgroup.
+test_default_cgroup_path_from_another_cgroup() {
+    local id b sub pid line ctl path own dirs=() subdirs=() d
+    id=othercg-$(basename "$TEST_TMP" | tr -cd 'a-zA-Z0-9')
+    b=$TEST_TMP/othercg
+    sub=$(cgroup_parent)-caller
+    make_bundle "$b" sleep 1000
+    bundle_set "$b" 'del c["linux"]["cgroupsPath"]'
+    # a child cgroup of ours in every controller (v1 cpusets primed: empty ones take no task)
+    while IFS=: read -r _ ctl own; do
+        [[ $ctl == name=* ]] && continue
+        if [[ -z $ctl ]]; then cgroup_v2_only || [[ -d /sys/fs/cgroup/unified ]] || continue; fi
+        local mp=$ctl; [[ -z $ctl ]] && { cgroup_v2_only && mp="" || mp=unified; }
+        d=/sys/fs/cgroup/${mp:+$mp}${own%/}/$sub
+        d=${d//\/\//\/}
+        mkdir -p "$d"
+        if [[ -f $d/cpuset.cpus && -z $(<"$d/cpuset.cpus") ]]; then
+            cat "$(dirname "$d")/cpuset.cpus" >"$d/cpuset.cpus"
+            cat "$(dirname "$d")/cpuset.mems" >"$d/cpuset.mems"
+        fi
+        subdirs+=("$d")
+    done </proc/self/cgroup
+    (
+        for d in "${subdirs[@]}"; do echo "$BASHPID" >"$d/cgroup.procs"; done
+        rt create --bundle "$b" --pid-file "$TEST_TMP/othercg.pid" "$id" </dev/null >/dev/null 2>&1
+    )
+    pid=$(cat "$TEST_TMP/othercg.pid" 2>/dev/null)
+    assert_ne "" "$pid" "create without cgroupsPath from a child cgroup of the caller's"
+    while IFS=: read -r _ ctl path; do
+        [[ -z $ctl || $ctl == name=* ]] && continue
+        [[ -d /sys/fs/cgroup/$ctl$path ]] && dirs+=("/sys/fs/cgroup/$ctl$path")
+    done <"/proc/$pid/cgroup"
+    assert_contains "$(cat /proc/"$pid"/cgroup)" "$sub/$id" "…its cgroup is below the cgroup create ran in"
+    rt start "$id"
+
+    # from the caller's own cgroup, not the one create ran in
+    capture rt ps --format json "$id"
+    assert_contains "$OUT" "$pid" "ps from another cgroup finds the container's processes"
+    # (every controller; the hybrid's controller-less v2 line and named hierarchies are the
+    # caller's, as with runc's cgroupfs driver)
+    capture rt exec "$id" cat /proc/self/cgroup
+    assert_eq "$(grep -v -e '^0::' -e ':name=' /proc/"$pid"/cgroup)" "$(grep -v -e '^0::' -e ':name=' <<<"$OUT")" \
+        "exec from another cgroup joins the container's cgroups"
+    capture rt pause "$id"
+    assert_eq FROZEN "$(freezer_state_of "$pid")" "pause from another cgroup freezes the container"
+    capture rt resume "$id"
+    assert_eq THAWED "$(freezer_state_of "$pid")" "resume from another cgroup thaws it"
+    capture rt delete --force "$id"
+    assert_rc 0 "delete --force from another cgroup: rc 0"
+    wait_for 5 bash -c "! kill -0 $pid 2>/dev/null" || true
+    assert_false "…the container's init is gone" kill -0 "$pid"
+    local left=()
+    for d in "${dirs[@]}"; do [[ -d $d ]] && left+=("$d"); done
+    assert_eq "" "${left[*]}" "…its cgroup is removed in every controller"
+    kill -9 "$pid" 2>/dev/null || true
+    for d in "${left[@]}"; do wait_for 5 rmdir "$d" 2>/dev/null || true; done
+    for d in "${subdirs[@]}"; do rmdir "$d" 2>/dev/null || true; done
+    gone "$id"
+}
+
 # --- through dockerd ---------------------------------------------------------
 
 test_docker_cgroup_limits_are_read_only() {
@@ -342,7 +404,8 @@ run_tests \
     test_refused_mount_is_named \
     test_mount_options_direct \
     test_default_cgroup_path \
-    test_relative_cgroup_path
+    test_relative_cgroup_path \
+    test_default_cgroup_path_from_another_cgroup
 
 if cgroup_v2_only; then
     log "cgroup v2 host: the v1 per-controller mount checks through dockerd are skipped"

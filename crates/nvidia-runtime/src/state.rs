@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use libcgroups::common::{create_cgroup_manager, AnyCgroupManager, CgroupConfig};
+use libcgroups::common::{create_cgroup_manager, AnyCgroupManager};
 use libcontainer::container::{Container, ContainerStatus};
 
 /// Loads a container's state. The "does not exist" wording matters: containerd maps it to
@@ -150,14 +150,9 @@ fn take_over(dir: &Path, path: &Path, stale: &Path) -> Result<()> {
 /// The cgroup manager of an existing container, from the config libcontainer saved at create.
 pub fn cgroup_manager(container: &Container) -> Result<AnyCgroupManager> {
     let config = container
-        .spec()
+        .cgroup_config()
         .context("cannot read the container's saved config")?;
-    create_cgroup_manager(CgroupConfig {
-        cgroup_path: config.cgroup_path,
-        systemd_cgroup: container.systemd(),
-        container_name: container.id().to_owned(),
-    })
-    .context("cannot open the container's cgroup")
+    create_cgroup_manager(config).context("cannot open the container's cgroup")
 }
 
 pub fn status_name(status: ContainerStatus) -> &'static str {

@@ -12,6 +12,7 @@ fn main() -> Result<()> {
         cgroup_path: PathBuf::from("system.slice:youki:test"),
         systemd_cgroup: true,
         container_name: "test".to_owned(),
+        caller_cgroups: None,
     };
     let manager = create_cgroup_manager(cfg)?;
     let mem_limit = 256 * 1024 * 1024;

@@ -57,6 +57,9 @@ pub trait CgroupManager {
     /// children). `Undefined` when there is no freezer.
     fn freezer_state(&self) -> Result<FreezerState, Self::Error>;
 
+    /// Whether the cgroup exists (on cgroup v1: in any hierarchy).
+    fn exists(&self) -> bool;
+
     /// Retrieve statistics for the cgroup
     fn stats(&self) -> Result<Stats, Self::Error>;
 
@@ -121,6 +124,14 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::Systemd(m) => Ok(m.freezer_state()?),
             AnyCgroupManager::V1(m) => Ok(m.freezer_state()?),
             AnyCgroupManager::V2(m) => Ok(m.freezer_state()?),
+        }
+    }
+
+    fn exists(&self) -> bool {
+        match self {
+            AnyCgroupManager::Systemd(m) => m.exists(),
+            AnyCgroupManager::V1(m) => m.exists(),
+            AnyCgroupManager::V2(m) => m.exists(),
         }
     }
 
@@ -372,6 +383,17 @@ pub struct CgroupConfig {
     pub cgroup_path: PathBuf,
     pub systemd_cgroup: bool,
     pub container_name: String,
+    /// The `/proc/<pid>/cgroup` text of the process a relative `cgroup_path` is resolved
+    /// against (its cgroup in each hierarchy), as it was when the container was created;
+    /// `None`: the calling process's. Saved at create, it keeps a container's cgroup where it
+    /// was made whichever cgroup later commands run in (runc saves the resolved paths).
+    pub caller_cgroups: Option<String>,
+}
+
+/// The calling process's `/proc/self/cgroup`, to be saved as [`CgroupConfig::caller_cgroups`].
+pub fn own_cgroups() -> Result<String, WrappedIoError> {
+    let own = Path::new("/proc/self/cgroup");
+    fs::read_to_string(own).wrap_read(own)
 }
 
 /// `path` without `.` and `..`, lexically, so that a relative cgroup path cannot climb out of
@@ -399,12 +421,17 @@ fn below_parent_of_own_cgroup(own_cgroup: &Path, relative: &Path) -> PathBuf {
         .join(clean_relative_cgroup_path(relative))
 }
 
-fn v2_cgroup_path(cgroup_path: &Path) -> Result<PathBuf, CreateCgroupSetupError> {
+fn v2_cgroup_path(
+    cgroup_path: &Path,
+    caller_cgroups: Option<&str>,
+) -> Result<PathBuf, CreateCgroupSetupError> {
     if cgroup_path.is_absolute() || cgroup_path.as_os_str().is_empty() {
         return Ok(cgroup_path.to_owned());
     }
-    let own = Path::new("/proc/self/cgroup");
-    let text = fs::read_to_string(own).wrap_read(own)?;
+    let text = match caller_cgroups {
+        Some(text) => text.to_owned(),
+        None => own_cgroups()?,
+    };
     let own_cgroup = text
         .lines()
         .find_map(|line| line.strip_prefix("0::"))
@@ -435,12 +462,12 @@ pub fn create_cgroup_manager_with_root(
 
     match cgroup_setup {
         CgroupSetup::Legacy | CgroupSetup::Hybrid => {
-            Ok(create_v1_cgroup_manager(cgroup_path)?.any())
+            Ok(create_v1_cgroup_manager(cgroup_path, config.caller_cgroups.as_deref())?.any())
         }
         CgroupSetup::Unified => {
             // ref https://github.com/opencontainers/runtime-spec/blob/main/config-linux.md#cgroups-path
             if cgroup_path.is_absolute() || !config.systemd_cgroup {
-                let cgroup_path = v2_cgroup_path(cgroup_path)?;
+                let cgroup_path = v2_cgroup_path(cgroup_path, config.caller_cgroups.as_deref())?;
                 return Ok(create_v2_cgroup_manager(root, &cgroup_path)?.any());
             }
             Ok(
@@ -460,14 +487,16 @@ pub fn create_cgroup_manager(
 #[cfg(feature = "v1")]
 fn create_v1_cgroup_manager(
     cgroup_path: &Path,
+    caller_cgroups: Option<&str>,
 ) -> Result<v1::manager::Manager, v1::manager::V1ManagerError> {
     tracing::info!("cgroup manager V1 will be used");
-    v1::manager::Manager::new(cgroup_path)
+    v1::manager::Manager::new_relative_to(cgroup_path, caller_cgroups)
 }
 
 #[cfg(not(feature = "v1"))]
 fn create_v1_cgroup_manager(
     _cgroup_path: &Path,
+    _caller_cgroups: Option<&str>,
 ) -> Result<v1::manager::Manager, v1::manager::V1ManagerError> {
     Err(v1::manager::V1ManagerError::NotEnabled)
 }
@@ -988,6 +1017,20 @@ mod cgroup_path_tests {
         assert_eq!(
             below_parent_of_own_cgroup(Path::new("/"), Path::new("../ctr")),
             PathBuf::from("/ctr")
+        );
+    }
+
+    #[test]
+    fn v2_relative_paths_follow_the_saved_caller_cgroups() {
+        let saved = "0::/user.slice/session-1.scope\n";
+        assert_eq!(
+            v2_cgroup_path(Path::new("ctr"), Some(saved)).unwrap(),
+            PathBuf::from("/user.slice/ctr")
+        );
+        // an absolute path needs no caller
+        assert_eq!(
+            v2_cgroup_path(Path::new("/a/ctr"), Some(saved)).unwrap(),
+            PathBuf::from("/a/ctr")
         );
     }
 }

@@ -42,6 +42,10 @@ impl CgroupManager for TestManager {
         Ok(self.freezer_state)
     }
 
+    fn exists(&self) -> bool {
+        false
+    }
+
     // NOTE: The argument cannot be stored due to lifetime.
     fn apply(&self, _controller_opt: &ControllerOpt) -> Result<(), Infallible> {
         *self.apply_called.borrow_mut() = true;

@@ -49,6 +49,11 @@ const YOUKI_CONFIG_NAME: &str = "youki_config.json";
 pub struct YoukiConfig {
     pub hooks: Option<Hooks>,
     pub cgroup_path: PathBuf,
+    /// What a relative `cgroup_path` was resolved against at create (see
+    /// [`libcgroups::common::CgroupConfig::caller_cgroups`]); absent in configs saved by older
+    /// versions, whose commands resolve it against their own cgroups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_cgroups: Option<String>,
 }
 
 impl YoukiConfig {
@@ -62,7 +67,22 @@ impl YoukiConfig {
                     .cgroups_path(),
                 container_id,
             ),
+            caller_cgroups: None,
         })
+    }
+
+    /// The configuration of the container's cgroup manager, its path resolved as at create.
+    pub fn cgroup_config(
+        &self,
+        container_id: &str,
+        systemd: bool,
+    ) -> libcgroups::common::CgroupConfig {
+        libcgroups::common::CgroupConfig {
+            cgroup_path: self.cgroup_path.clone(),
+            systemd_cgroup: systemd,
+            container_name: container_id.to_owned(),
+            caller_cgroups: self.caller_cgroups.clone(),
+        }
     }
 
     pub fn save<P: AsRef<Path>>(&self, path: P) -> Result<()> {
@@ -127,6 +147,34 @@ mod tests {
         config.save(&tmp)?;
         let act = YoukiConfig::load(&tmp)?;
         assert_eq!(act, config);
+        Ok(())
+    }
+
+    #[test]
+    fn test_config_keeps_the_caller_cgroups() -> Result<()> {
+        let tmp = tempfile::tempdir().expect("create temp dir");
+        let mut config = YoukiConfig::from_spec(&Spec::default(), "sample")?;
+        config.caller_cgroups = Some("0::/user.slice\n".to_owned());
+        config.save(&tmp)?;
+        let loaded = YoukiConfig::load(&tmp)?;
+        assert_eq!(loaded, config);
+        let cgroup = loaded.cgroup_config("sample", false);
+        assert_eq!(cgroup.caller_cgroups.as_deref(), Some("0::/user.slice\n"));
+        assert_eq!(cgroup.cgroup_path, PathBuf::from("sample"));
+        Ok(())
+    }
+
+    #[test]
+    fn test_config_of_an_older_version_loads() -> Result<()> {
+        // saved before the caller's cgroups were: later commands resolve against their own
+        let tmp = tempfile::tempdir().expect("create temp dir");
+        fs::write(
+            tmp.path().join(YOUKI_CONFIG_NAME),
+            r#"{"hooks":null,"cgroup_path":"sample"}"#,
+        )?;
+        let loaded = YoukiConfig::load(&tmp)?;
+        assert_eq!(loaded.caller_cgroups, None);
+        assert_eq!(loaded.cgroup_path, PathBuf::from("sample"));
         Ok(())
     }
 

@@ -81,7 +81,7 @@ fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Containe
     match built {
         Ok(mut container) => {
             if let Err(err) = injection.commit() {
-                let _ = container.delete(true);
+                let _ = container.delete_with(true, warn_poststop_failure);
                 injection.rollback();
                 return Err(err);
             }
@@ -172,7 +172,7 @@ pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
     };
 
     if let Err(err) = container.start() {
-        let _ = container.delete(true);
+        let _ = container.delete_with(true, warn_poststop_failure);
         return Err(anyhow!(err)).context("cannot start container");
     }
     let Some(signals) = signals else {
@@ -185,10 +185,20 @@ pub fn run(args: Run, global: &GlobalOpts) -> Result<u8> {
     let code = foreground::wait_relaying(pid, &signals, relay);
     if !args.keep {
         container
-            .delete(true)
+            .delete_with(true, warn_poststop_failure)
             .context("cannot delete container after it exited")?;
     }
     code
+}
+
+/// The OCI runtime spec's rule: a failed poststop hook is a warning, and the delete goes on.
+/// (libcontainer's own warnings reach the log only with `--debug`.)
+fn warn_poststop_failure(hook: &oci_spec::runtime::Hook, err: libcontainer::hooks::HookError) {
+    tracing::warn!(
+        "poststop hook {} failed: {}",
+        hook.path().display(),
+        logging::describe(&anyhow!(err))
+    );
 }
 
 /// `process.terminal` of the bundle's spec; unreadable means no (create reports the error).
@@ -270,15 +280,7 @@ pub fn delete(args: Delete, global: &GlobalOpts) -> Result<u8> {
         );
     }
     container
-        .delete_with(args.force, |hook, err| {
-            // The OCI runtime spec's rule: a failed poststop hook is a warning, and the
-            // delete goes on.
-            tracing::warn!(
-                "poststop hook {} failed: {}",
-                hook.path().display(),
-                logging::describe(&anyhow!(err))
-            );
-        })
+        .delete_with(args.force, warn_poststop_failure)
         .context("cannot delete container")?;
     Ok(0)
 }

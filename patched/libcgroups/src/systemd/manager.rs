@@ -568,6 +568,10 @@ impl CgroupManager for Manager {
         self.add_task(pid)
     }
 
+    fn exists(&self) -> bool {
+        self.full_path.is_dir()
+    }
+
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error> {
         Ok(self.fs_manager.freeze(state)?)
     }

@@ -84,9 +84,20 @@ pub enum V1ManagerError {
 impl Manager {
     /// Constructs a new cgroup manager with cgroups_path being relative to the root of the subsystem
     pub fn new(cgroup_path: &Path) -> Result<Self, V1ManagerError> {
+        Self::new_relative_to(cgroup_path, None)
+    }
+
+    /// As [`Manager::new`], a relative `cgroup_path` being below the cgroups named by
+    /// `caller_cgroups` (a `/proc/<pid>/cgroup` text) instead of the calling process's.
+    pub fn new_relative_to(
+        cgroup_path: &Path,
+        caller_cgroups: Option<&str>,
+    ) -> Result<Self, V1ManagerError> {
         let mut subsystems = HashMap::new();
         for subsystem in CONTROLLERS {
-            if let Ok(subsystem_path) = Self::get_subsystem_path(cgroup_path, subsystem) {
+            if let Ok(subsystem_path) =
+                Self::get_subsystem_path(cgroup_path, caller_cgroups, subsystem)
+            {
                 subsystems.insert(*subsystem, subsystem_path);
             } else {
                 tracing::warn!("cgroup {} not supported on this system", subsystem);
@@ -98,19 +109,24 @@ impl Manager {
 
     fn get_subsystem_path(
         cgroup_path: &Path,
+        caller_cgroups: Option<&str>,
         subsystem: &CtrlType,
     ) -> Result<PathBuf, V1ManagerError> {
         tracing::debug!("Get path for subsystem: {}", subsystem);
         let mount_point = util::get_subsystem_mount_point(subsystem)?;
 
-        let cgroup = ProcessCGroups::from_read(ProcfsHandle::new()?.open(
-            ProcfsBase::ProcSelf,
-            "cgroup",
-            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-        )?)?
-        .into_iter()
-        .find(|c| c.controllers.contains(&subsystem.to_string()))
-        .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
+        let cgroups = match caller_cgroups {
+            Some(text) => ProcessCGroups::from_read(text.as_bytes())?,
+            None => ProcessCGroups::from_read(ProcfsHandle::new()?.open(
+                ProcfsBase::ProcSelf,
+                "cgroup",
+                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+            )?)?,
+        };
+        let cgroup = cgroups
+            .into_iter()
+            .find(|c| c.controllers.contains(&subsystem.to_string()))
+            .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
 
         // As in runc: an absolute path is below the hierarchy's root, a relative one below the
         // caller's own cgroup in this hierarchy (they differ per hierarchy).
@@ -301,6 +317,10 @@ impl CgroupManager for Manager {
             Some(dir) => Ok(Freezer::state(&dir)?),
             None => Ok(FreezerState::Thawed),
         }
+    }
+
+    fn exists(&self) -> bool {
+        self.subsystems.values().any(|path| path.is_dir())
     }
 
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error> {

@@ -288,6 +288,10 @@ impl CgroupManager for Manager {
         }
     }
 
+    fn exists(&self) -> bool {
+        self.full_path.is_dir()
+    }
+
     fn freeze(&self, state: FreezerState) -> Result<(), Self::Error> {
         let controller_opt = ControllerOpt {
             resources: &Default::default(),

@@ -4,7 +4,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use libcgroups::common::CgroupManager;
+use libcgroups::common::{CgroupConfig, CgroupManager, FreezerState};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
@@ -62,6 +62,11 @@ pub(super) struct ContainerBuilderImpl {
     pub as_sibling: bool,
     // Run the process in an (existing) sub-cgroup(s)
     pub sub_cgroup_path: Option<String>,
+    /// What a relative cgroups path is relative to (the creator's cgroups, saved at create)
+    pub caller_cgroups: Option<String>,
+    /// Whether the container's cgroup existed before this create: a failed create then leaves
+    /// it in place
+    pub cgroup_existed: bool,
     // Asm process label for the process commonly used with selinux.
     // TODO: youki does not support selinux yet
     #[allow(dead_code)]
@@ -92,8 +97,8 @@ impl ContainerBuilderImpl {
 
     fn run_container(&mut self) -> Result<Pid, LibcontainerError> {
         let linux = self.spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
-        let base_cgroups_path = utils::get_cgroup_path(linux.cgroups_path(), &self.container_id);
-        let mut final_cgroups_path = base_cgroups_path;
+        let mut cgroup_config = self.base_cgroup_config()?;
+        let mut final_cgroups_path = cgroup_config.cgroup_path.clone();
 
         if let Some(sub_cgroup_path) = &self.sub_cgroup_path
             && sub_cgroup_path != "/"
@@ -110,11 +115,7 @@ impl ContainerBuilderImpl {
             final_cgroups_path = normalized;
         }
 
-        let cgroup_config = libcgroups::common::CgroupConfig {
-            cgroup_path: final_cgroups_path,
-            systemd_cgroup: self.use_systemd || self.user_ns_config.is_some(),
-            container_name: self.container_id.to_owned(),
-        };
+        cgroup_config.cgroup_path = final_cgroups_path;
         let process = self
             .spec
             .process()
@@ -223,19 +224,33 @@ impl ContainerBuilderImpl {
         Ok(init_pid)
     }
 
-    fn cleanup_container(&self) -> Result<(), LibcontainerError> {
+    /// The container's cgroup (without the sub-cgroup of an exec).
+    fn base_cgroup_config(&self) -> Result<CgroupConfig, LibcontainerError> {
         let linux = self.spec.linux().as_ref().ok_or(MissingSpecError::Linux)?;
-        let cgroups_path = utils::get_cgroup_path(linux.cgroups_path(), &self.container_id);
-        let cmanager =
-            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-                cgroup_path: cgroups_path,
-                systemd_cgroup: self.use_systemd || self.user_ns_config.is_some(),
-                container_name: self.container_id.to_string(),
-            })?;
+        Ok(CgroupConfig {
+            cgroup_path: utils::get_cgroup_path(linux.cgroups_path(), &self.container_id),
+            systemd_cgroup: self.use_systemd || self.user_ns_config.is_some(),
+            container_name: self.container_id.to_owned(),
+            caller_cgroups: self.caller_cgroups.clone(),
+        })
+    }
+
+    fn cleanup_container(&self) -> Result<(), LibcontainerError> {
+        let cmanager = libcgroups::common::create_cgroup_manager(self.base_cgroup_config()?)?;
 
         let mut errors = Vec::new();
 
-        if let Err(e) = cmanager.remove() {
+        if self.cgroup_existed {
+            // Not ours to remove. It had no process when this create began (see
+            // `check_new_cgroup`), so what is in it now is what this create started.
+            match cmanager.get_all_pids() {
+                Ok(pids) => kill_all(&pids),
+                Err(e) => {
+                    tracing::error!(error = ?e, "failed to list the processes of the cgroup");
+                    errors.push(e.to_string());
+                }
+            }
+        } else if let Err(e) = cmanager.remove() {
             tracing::error!(error = ?e, "failed to remove cgroup manager");
             errors.push(e.to_string());
         }
@@ -268,4 +283,45 @@ impl ContainerBuilderImpl {
 
         Ok(())
     }
+}
+
+fn kill_all(pids: &[Pid]) {
+    for &pid in pids {
+        if let Err(err) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
+            tracing::warn!(?pid, ?err, "cannot kill a process of the failed create");
+        }
+    }
+}
+
+/// runc's checks of a new container's cgroup, made before anything of the container exists:
+/// a cgroup that has processes is refused (they would share the container's limits, and its
+/// delete would kill them), and so is a frozen one (the container would hang in it). Says
+/// whether the cgroup exists already, so that a failed create leaves it in place.
+pub(super) fn check_new_cgroup(config: &CgroupConfig) -> Result<bool, LibcontainerError> {
+    let cmanager = libcgroups::common::create_cgroup_manager(config.clone())?;
+    let existed = cmanager.exists();
+    if existed {
+        let pids = cmanager.get_all_pids().map_err(|err| {
+            LibcontainerError::OtherCgroup(format!(
+                "unable to get cgroup PIDs of {}: {err}",
+                config.cgroup_path.display()
+            ))
+        })?;
+        if !pids.is_empty() {
+            return Err(LibcontainerError::OtherCgroup(format!(
+                "container's cgroup is not empty: {} process(es) found in {}: give the \
+                 container a cgroup of its own",
+                pids.len(),
+                config.cgroup_path.display()
+            )));
+        }
+    }
+    if cmanager.freezer_state()? == FreezerState::Frozen {
+        return Err(LibcontainerError::OtherCgroup(format!(
+            "container's cgroup unexpectedly frozen ({}): thaw it, or give the container \
+             another cgroup",
+            config.cgroup_path.display()
+        )));
+    }
+    Ok(existed)
 }

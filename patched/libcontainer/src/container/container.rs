@@ -230,6 +230,12 @@ impl Container {
         let spec = YoukiConfig::load(&self.root)?;
         Ok(spec)
     }
+
+    /// The configuration of the container's cgroup manager, from the config saved at create:
+    /// the same cgroup whichever cgroup the caller is in.
+    pub fn cgroup_config(&self) -> Result<libcgroups::common::CgroupConfig, LibcontainerError> {
+        Ok(self.spec()?.cgroup_config(self.id(), self.systemd()))
+    }
 }
 
 /// Checkpoint parameter structure

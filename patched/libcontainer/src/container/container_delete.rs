@@ -7,7 +7,7 @@ use nix::sys::signal;
 use oci_spec::runtime::Hook;
 
 use super::{Container, ContainerStatus};
-use crate::config::YoukiConfig;
+use crate::config::{ConfigError, YoukiConfig};
 use crate::error::LibcontainerError;
 use crate::hooks::{self, HookError};
 use crate::process::intel_rdt::cleanup_intel_rdt;
@@ -108,11 +108,7 @@ impl Container {
                     // check https://man7.org/linux/man-pages/man7/cgroups.7.html
                     // creating and removing cgroups section for more information on cgroups
                     let cmanager = libcgroups::common::create_cgroup_manager(
-                        libcgroups::common::CgroupConfig {
-                            cgroup_path: config.cgroup_path.to_owned(),
-                            systemd_cgroup: self.systemd(),
-                            container_name: self.id().to_string(),
-                        },
+                        config.cgroup_config(self.id(), self.systemd()),
                     )?;
                     cmanager.remove().map_err(|err| {
                         tracing::error!(cgroup_path = ?config.cgroup_path, "failed to remove cgroup due to: {err:?}");
@@ -163,19 +159,29 @@ impl Container {
     /// from the config saved at create, are killed, the cgroup is removed, then the state dir.
     /// `systemd` says whether the cgroup is managed by systemd (the state that recorded it is lost).
     /// Poststop hooks are not run: they are given the state. Fails, removing nothing, when the
-    /// saved config cannot be read either, since the processes could then not be found.
+    /// saved config cannot be read either, since the processes could then not be found. Without
+    /// a saved config at all, the create was killed before it made any cgroup or process (it
+    /// saves the config first): only the state dir is left, and it is removed.
     pub fn delete_unloadable(
         container_root: &Path,
         id: &str,
         systemd: bool,
     ) -> Result<(), LibcontainerError> {
-        let config = YoukiConfig::load(container_root)?;
+        let config = match YoukiConfig::load(container_root) {
+            Ok(config) => config,
+            Err(ConfigError::LoadIO { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                tracing::debug!(
+                    ?container_root,
+                    "no saved config: the create made nothing else"
+                );
+                return fs::remove_dir_all(container_root).map_err(LibcontainerError::OtherIO);
+            }
+            Err(err) => return Err(err.into()),
+        };
         let cmanager =
-            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-                cgroup_path: config.cgroup_path.to_owned(),
-                systemd_cgroup: systemd,
-                container_name: id.to_string(),
-            })?;
+            libcgroups::common::create_cgroup_manager(config.cgroup_config(id, systemd))?;
         cmanager.remove().map_err(|err| {
             tracing::error!(cgroup_path = ?config.cgroup_path, "failed to remove cgroup due to: {err:?}");
             err

@@ -34,12 +34,7 @@ impl Container {
             return Err(LibcontainerError::IncorrectStatus(self.status()));
         }
 
-        let cgroup_manager =
-            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-                cgroup_path: self.spec()?.cgroup_path,
-                systemd_cgroup: self.systemd(),
-                container_name: self.id().to_string(),
-            })?;
+        let cgroup_manager = libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
         match stats {
             true => {
                 let stats = cgroup_manager.stats()?;

@@ -33,12 +33,7 @@ impl Container {
             return Err(LibcontainerError::IncorrectStatus(self.status()));
         }
 
-        let cmanager =
-            libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
-                cgroup_path: self.spec()?.cgroup_path,
-                systemd_cgroup: self.systemd(),
-                container_name: self.id().to_string(),
-            })?;
+        let cmanager = libcgroups::common::create_cgroup_manager(self.cgroup_config()?)?;
         // resume the frozen container
         cmanager.freeze(FreezerState::Thawed)?;
 

@@ -6,7 +6,7 @@ use oci_spec::runtime::Spec;
 use user_ns::UserNamespaceConfig;
 
 use super::builder::ContainerBuilder;
-use super::builder_impl::ContainerBuilderImpl;
+use super::builder_impl::{self, ContainerBuilderImpl};
 use super::mount_validation::validate_idmapped_mounts;
 use super::{Container, ContainerStatus};
 use crate::config::YoukiConfig;
@@ -79,6 +79,38 @@ impl InitContainerBuilder {
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
 
+        let user_ns_config = UserNamespaceConfig::new(&spec)?;
+
+        // Named once here, for the cgroup manager that will be chosen (systemd only on a
+        // unified hierarchy), so that the saved config, the manager and later commands all
+        // use the same path.
+        if let Some(linux) = spec.linux_mut()
+            && linux.cgroups_path().is_none()
+        {
+            let systemd = (self.use_systemd || user_ns_config.is_some())
+                && matches!(
+                    libcgroups::common::get_cgroup_setup(),
+                    Ok(libcgroups::common::CgroupSetup::Unified)
+                );
+            linux.set_cgroups_path(Some(utils::default_cgroup_path(
+                &self.base.container_id,
+                systemd,
+            )));
+        }
+
+        let mut config = YoukiConfig::from_spec(&spec, &self.base.container_id)?;
+        if config.cgroup_path.is_relative() {
+            // resolved against the creator's cgroups by every later command too
+            config.caller_cgroups = Some(
+                libcgroups::common::own_cgroups()
+                    .map_err(libcgroups::common::CreateCgroupSetupError::from)?,
+            );
+        }
+        let cgroup_existed = builder_impl::check_new_cgroup(&config.cgroup_config(
+            &self.base.container_id,
+            self.use_systemd || user_ns_config.is_some(),
+        ))?;
+
         let container_dir = self.create_container_dir()?;
 
         let mut container = self.create_container_state(&container_dir)?;
@@ -103,26 +135,6 @@ impl InitContainerBuilder {
             None
         };
 
-        let user_ns_config = UserNamespaceConfig::new(&spec)?;
-
-        // Named once here, for the cgroup manager that will be chosen (systemd only on a
-        // unified hierarchy), so that the saved config, the manager and later commands all
-        // use the same path.
-        if let Some(linux) = spec.linux_mut()
-            && linux.cgroups_path().is_none()
-        {
-            let systemd = (self.use_systemd || user_ns_config.is_some())
-                && matches!(
-                    libcgroups::common::get_cgroup_setup(),
-                    Ok(libcgroups::common::CgroupSetup::Unified)
-                );
-            linux.set_cgroups_path(Some(utils::default_cgroup_path(
-                &self.base.container_id,
-                systemd,
-            )));
-        }
-
-        let config = YoukiConfig::from_spec(&spec, container.id())?;
         config.save(&container_dir).map_err(|err| {
             tracing::error!(?container_dir, "failed to save config: {}", err);
             err
@@ -149,6 +161,8 @@ impl InitContainerBuilder {
             stderr: self.base.stderr,
             as_sibling: self.as_sibling,
             sub_cgroup_path: None,
+            caller_cgroups: config.caller_cgroups,
+            cgroup_existed,
             process_label: None,
         };
 

@@ -286,6 +286,8 @@ impl TenantContainerBuilder {
             stderr: self.base.stderr,
             as_sibling: self.as_sibling,
             sub_cgroup_path: self.sub_cgroup,
+            caller_cgroups: container.spec()?.caller_cgroups,
+            cgroup_existed: true,
             process_label: self.process_label,
         };
 

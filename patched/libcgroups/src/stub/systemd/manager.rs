@@ -33,6 +33,10 @@ impl CgroupManager for Manager {
         Err(SystemdManagerError::NotEnabled)
     }
 
+    fn exists(&self) -> bool {
+        false
+    }
+
     fn remove(&self) -> Result<(), Self::Error> {
         Err(SystemdManagerError::NotEnabled)
     }

@@ -33,6 +33,10 @@ impl CgroupManager for Manager {
         Err(V1ManagerError::NotEnabled)
     }
 
+    fn exists(&self) -> bool {
+        false
+    }
+
     fn remove(&self) -> Result<(), Self::Error> {
         Err(V1ManagerError::NotEnabled)
     }

@@ -33,6 +33,10 @@ impl CgroupManager for Manager {
         Err(V2ManagerError::NotEnabled)
     }
 
+    fn exists(&self) -> bool {
+        false
+    }
+
     fn remove(&self) -> Result<(), Self::Error> {
         Err(V2ManagerError::NotEnabled)
     }
