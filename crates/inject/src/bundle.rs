@@ -945,6 +945,42 @@ mod tests {
     }
 
     #[test]
+    fn arrays_of_thousands_merge_in_linear_time_with_the_same_result() {
+        let rule = |i: u64| json!({"allow": false, "type": "c", "major": 7, "minor": i});
+        let ours = json!({"allow": true, "type": "c", "major": 195, "minor": 0});
+        let original: Vec<Value> = (0..50_000).map(rule).collect();
+        let mut written = original.clone();
+        written.push(ours.clone());
+        let mut current = written.clone();
+        current.remove(0);
+        current.push(rule(99_999_999));
+        let (value, conflicts) = merged(
+            json!({"d": written}),
+            json!({"d": original.clone()}),
+            json!({"d": current}),
+        );
+        assert!(conflicts.is_empty());
+        let mut want: Vec<Value> = original[1..].to_vec();
+        want.push(rule(99_999_999));
+        assert_eq!(value.unwrap(), json!({"d": want}));
+    }
+
+    #[test]
+    fn array_items_match_whatever_their_key_order() {
+        // `Value` equality ignores key order; so does the merge
+        let added = serde_json::from_str::<Value>(r#"{"a": 1, "b": 2}"#).unwrap();
+        let reordered = serde_json::from_str::<Value>(r#"{"b": 2, "a": 1}"#).unwrap();
+        assert_eq!(added, reordered);
+        assert_eq!(canonical(&added), canonical(&reordered));
+        let (value, _) = merged(
+            json!({"d": [added], "x": 1}),
+            json!({"d": [], "x": 1}),
+            json!({"d": [reordered, 3], "x": 1}),
+        );
+        assert_eq!(value.unwrap(), json!({"d": [3], "x": 1}));
+    }
+
+    #[test]
     fn owners_are_this_process_across_exec_and_nobody_else() {
         let me = Owner::this_process();
         assert!(me.is_alive() && me.start > 0);
