@@ -320,6 +320,158 @@ test_changed_request_is_honoured() {
     assert_eq "/dev/nvidia0" "$OUT" "args edited afterwards: still GPU 1 only"
 }
 
+# --- what the bundle's own directory may hold, and where its record may lead ------
+
+# the GPU nodes a container sees, then "ran" (its program got to run)
+nodes_then_ran='ls /dev/nvidia[0-9]* 2>/dev/null; echo ran'
+
+test_saved_image_files_are_private() {
+    gpu_bundle private NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" true
+    mkdir -p "$B/rootfs/etc"
+    echo TOPSECRET >"$B/rootfs/etc/ld.so.cache"
+    chmod 0600 "$B/rootfs/etc/ld.so.cache"
+    # as containerd makes bundle dirs: others may pass through, not list
+    chmod 0711 "$B"
+    capture run_in "$B" private
+    assert_rc 0 "an image with a 0600 ld.so.cache: runs"
+    assert_eq 700 "$(stat -c %a "$B/.nvidia-runtime")" "our dir in the bundle is 0700"
+    assert_true "…and the image's saved copy is there" test -f "$B/.nvidia-runtime/image-ld.so.cache"
+    capture setpriv --reuid=65534 --regid=65534 --clear-groups cat "$B/.nvidia-runtime/image-ld.so.cache"
+    assert_rc_nonzero "nobody cannot read the image's saved 0600 file"
+    assert_not_contains "$OUT" TOPSECRET "…nor see its content"
+    # a dir of ours an earlier version left 0755 is made private by the next create
+    chmod 0755 "$B/.nvidia-runtime"
+    bundle_set "$B" 'c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("NVIDIA_VISIBLE_DEVICES=")] + ["NVIDIA_VISIBLE_DEVICES=1"]'
+    capture run_in "$B" private
+    assert_rc 0 "edited to GPU 1: runs"
+    assert_eq 700 "$(stat -c %a "$B/.nvidia-runtime")" "a 0755 dir of ours is 0700 after the next create"
+}
+
+test_request_narrows_after_marker_lost() {
+    gpu_bundle narrow NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" sh -c "$nodes_then_ran"
+    capture run_in "$B" narrow
+    assert_eq "$ALL_NODES"$'\n'ran "$OUT" "all GPUs: 8 nodes"
+    # the annotations (our marker with them) dropped by whoever edits config.json
+    bundle_set "$B" 'c.pop("annotations")'
+    capture run_in "$B" narrow
+    assert_rc 0 "marker dropped: runs"
+    assert_eq "$ALL_NODES"$'\n'ran "$OUT" "marker dropped: still its 8 GPUs, nothing injected twice"
+    assert_eq 1 "$(bundle_get "$B" "len([d for d in c['linux']['devices'] if d['path'] == '/dev/nvidiactl'])")" \
+        "marker dropped: /dev/nvidiactl once"
+    bundle_set "$B" 'c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("NVIDIA_VISIBLE_DEVICES=")] + ["NVIDIA_VISIBLE_DEVICES=1"]'
+    capture run_in "$B" narrow
+    assert_eq "/dev/nvidia0"$'\n'ran "$OUT" "marker dropped, then edited to GPU 1: GPU 1 only"
+    bundle_set "$B" 'c.pop("annotations", None); c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("NVIDIA_VISIBLE_DEVICES=")] + ["NVIDIA_VISIBLE_DEVICES=void"]'
+    capture run_in "$B" narrow
+    assert_rc 0 "marker dropped again, then edited to void: runs"
+    assert_eq ran "$OUT" "…with no GPU at all"
+    assert_eq 0 "$(bundle_get "$B" "len([d for d in c['linux'].get('devices', []) if d['path'].startswith('/dev/nvidia')])")" \
+        "…and no NVIDIA device left in config.json"
+}
+
+test_record_that_is_not_a_regular_file() {
+    local kind
+    for kind in fifo huge; do
+        gpu_bundle "record-$kind" NVIDIA_VISIBLE_DEVICES=all
+        bundle_args "$B" true
+        mkdir "$B/.nvidia-runtime"
+        case $kind in
+            fifo) mkfifo "$B/.nvidia-runtime/record.json" ;;
+            huge) truncate -s 300M "$B/.nvidia-runtime/record.json" ;;
+        esac
+        local before; before=$(sha_of "$B/config.json")
+        capture timeout 20 "$RUNTIME" --root "$STATE" run --bundle "$B" "record-$kind"
+        assert_ne 124 "$RC" "$kind at .nvidia-runtime/record.json: create does not hang"
+        assert_rc_nonzero "$kind at .nvidia-runtime/record.json: refused"
+        assert_contains "$ERR" "$B/.nvidia-runtime/record.json" "$kind record: the error names the file"
+        assert_contains "$ERR" "remove" "$kind record: …and says to remove it"
+        assert_eq "$before" "$(sha_of "$B/config.json")" "$kind record: config.json as it was"
+        assert_eq "" "$(ls -A "$STATE")" "$kind record: no state left"
+    done
+    # a container that asks for no GPU is not held up by it either
+    make_bundle "$TEST_TMP/record-nogpu" true
+    B=$TEST_TMP/record-nogpu
+    mkdir "$B/.nvidia-runtime"
+    mkfifo "$B/.nvidia-runtime/record.json"
+    capture timeout 20 "$RUNTIME" --root "$STATE" run --bundle "$B" record-nogpu
+    assert_ne 124 "$RC" "FIFO record, no GPU asked for: create does not hang"
+}
+
+test_artifacts_dir_that_is_not_ours() {
+    local host=$TEST_TMP/hostdir kind
+    for kind in symlink file; do
+        rm -rf "$host"
+        mkdir -p "$host"
+        echo keep >"$host/precious"
+        echo '{"format":1,"runtime":"x","owner":{"pid":1,"start":1},"committed":true,"original":"{}","written":"{}","undo":{"original":"{}","created_links":[],"new_paths":[],"made_dir":false}}' >"$host/record.json"
+        local host_listing; host_listing=$(cd "$host" && find . -printf '%p %y %s\n' | sort)
+        gpu_bundle "notours-$kind" NVIDIA_VISIBLE_DEVICES=all
+        bundle_args "$B" true
+        case $kind in
+            symlink) ln -s "$host" "$B/.nvidia-runtime" ;;
+            file) echo 'not a dir' >"$B/.nvidia-runtime" ;;
+        esac
+        local before; before=$(sha_of "$B/config.json")
+        capture run_in "$B" "notours-$kind"
+        assert_rc_nonzero ".nvidia-runtime a $kind: refused"
+        assert_contains "$ERR" "$B/.nvidia-runtime" ".nvidia-runtime a $kind: the error names it"
+        assert_eq "$host_listing" "$(cd "$host" && find . -printf '%p %y %s\n' | sort)" ".nvidia-runtime a $kind: the host dir untouched"
+        assert_eq "keep" "$(cat "$host/precious")" ".nvidia-runtime a $kind: the host file intact"
+        assert_eq "$before" "$(sha_of "$B/config.json")" ".nvidia-runtime a $kind: config.json as it was"
+        if [[ $kind == symlink ]]; then
+            assert_true ".nvidia-runtime a symlink: still the same symlink" test -L "$B/.nvidia-runtime"
+        fi
+    done
+}
+
+# forge_pending_record ROOT PATH SAVED MODE : a pending record of a dead create whose
+# original names ROOT as root.path and which "wrote" PATH there, replacing the image's file
+# saved as SAVED with MODE.
+forge_pending_record() {
+    python3 - "$B" "$@" <<'EOF'
+import json, sys
+bundle, root, path, saved, mode = sys.argv[1:]
+original = json.load(open(bundle + "/config.json"))
+original["root"]["path"] = root
+original = json.dumps(original)
+undo = {"original": original, "created_links": [], "new_paths": [], "made_dir": False,
+        "written_files": [{"path": path, "replaced": {"saved_as": saved, "mode": int(mode, 8), "uid": 0, "gid": 0}}]}
+json.dump({"format": 1, "runtime": "x", "owner": {"pid": 1, "start": 1}, "committed": False,
+           "original": original, "written": None, "undo": undo},
+          open(bundle + "/.nvidia-runtime/record.json", "w"))
+EOF
+}
+
+test_forged_pending_record_stays_in_the_rootfs() {
+    local host=$TEST_TMP/hostroot
+    mkdir -p "$host/etc"
+    echo orig >"$host/etc/victim"
+    chmod 0644 "$host/etc/victim"
+    gpu_bundle forged-root NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" sh -c "$nodes_then_ran"
+    mkdir "$B/.nvidia-runtime"
+    printf EVIL >"$B/.nvidia-runtime/image-x"
+    forge_pending_record "$host" /etc/victim image-x 4755
+    capture run_in "$B" forged-root
+    assert_eq "orig 644" "$(cat "$host/etc/victim") $(stat -c %a "$host/etc/victim")" \
+        "a forged pending record naming another root: that root untouched"
+    assert_eq "$ALL_NODES"$'\n'ran "$OUT" "…and the container still runs with its 8 GPUs"
+
+    # in the bundle's own rootfs: no set-id bit comes back
+    gpu_bundle forged-suid NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" true
+    mkdir -p "$B/.nvidia-runtime" "$B/rootfs/etc"
+    cp "$B/rootfs/bin/busybox" "$B/.nvidia-runtime/image-ld.so.cache" 2>/dev/null || printf 'x' >"$B/.nvidia-runtime/image-ld.so.cache"
+    forge_pending_record rootfs /etc/ld.so.cache image-ld.so.cache 4755
+    capture run_in "$B" forged-suid
+    assert_rc 0 "a forged pending record asking for a setuid file: runs"
+    assert_eq 0 "$(( 0$(stat -c %a "$B/rootfs/etc/ld.so.cache") & 07000 ))" "…and no set-id or sticky bit in the rootfs"
+}
+
 run_tests test_forged_handover test_concurrent_creates_of_one_id test_disk_full \
-    test_killed_create_leaves_nothing test_rewrite_keeps_what_it_does_not_own test_changed_request_is_honoured
+    test_killed_create_leaves_nothing test_rewrite_keeps_what_it_does_not_own test_changed_request_is_honoured \
+    test_saved_image_files_are_private test_request_narrows_after_marker_lost test_record_that_is_not_a_regular_file \
+    test_artifacts_dir_that_is_not_ours test_forged_pending_record_stays_in_the_rootfs
 e2e_finish

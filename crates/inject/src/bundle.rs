@@ -15,18 +15,42 @@
 //!
 //! What was in `.nvidia-runtime` before a re-injection is set aside in `previous/` until the
 //! create commits, so a failed one puts the bundle back exactly as it was.
+//!
+//! Whoever can write the bundle can write anything in it, so nothing there is taken on trust:
+//! `.nvidia-runtime` must be a real directory of ours (never followed to somewhere else), kept
+//! 0700 (it holds copies of the image's files, readable by whoever may pass through the bundle
+//! dir otherwise); the record must be a regular file of a sane size; and undoing what a record
+//! describes touches only the rootfs the bundle's `config.json` names, never with set-id bits.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{InjectError, Rootfs, Undo, ARTIFACTS_DIR};
+use crate::{InjectError, Rootfs, Undo, WrittenFile, ARTIFACTS_DIR};
+
+/// What is wrong with the bundle's own files, and how to put it right.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error(
+        "{path} is {what}, not a directory of nvidia-runtime's; it keeps its files for the \
+         bundle there: remove it, or give the container a bundle without it"
+    )]
+    NotOurDir { path: PathBuf, what: String },
+    #[error(
+        "{path} is {what}, not an injection record nvidia-runtime wrote: remove it (the \
+         bundle's config.json must then be the one from before any injection)"
+    )]
+    NotARecord { path: PathBuf, what: String },
+}
 
 /// The record in [`ARTIFACTS_DIR`].
 const RECORD: &str = "record.json";
@@ -39,6 +63,8 @@ const RECORD_FORMAT: u32 = 1;
 const TEMP_SUFFIX: &str = ".nvidia-runtime-tmp";
 /// How long a create waits for another process's pending create of the same bundle.
 const WAIT_FOR_OTHER: Duration = Duration::from_secs(30);
+/// A record holds a few copies of `config.json`; no real one comes near this.
+const MAX_RECORD_BYTES: u64 = 64 << 20;
 
 /// A process, told apart from any later one with the same pid by its start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +140,39 @@ impl Record {
                 .as_deref()
                 .and_then(|text| serde_json::from_str::<Value>(text).ok())
                 .is_some_and(|written| written == *current)
+    }
+
+    /// `current` with our marker annotation as we wrote it, where it lost it: dropping the
+    /// annotation (or all annotations) is an edit like any other, never a way to make an
+    /// injected config.json look like one we have not seen.
+    pub(crate) fn with_our_marker(&self, current: &Value) -> Value {
+        let mut current = current.clone();
+        let pointer = format!(
+            "/annotations/{}",
+            crate::apply::MARKER_ANNOTATION
+                .replace('~', "~0")
+                .replace('/', "~1")
+        );
+        let marker = self
+            .written
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            .and_then(|written| written.pointer(&pointer).cloned());
+        if let (Some(marker), Value::Object(spec)) = (marker, &mut current) {
+            let annotations = spec
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(annotations) = annotations {
+                annotations
+                    .entry(crate::apply::MARKER_ANNOTATION)
+                    .or_insert(marker);
+            }
+        }
+        current
+    }
+
+    pub(crate) fn is_committed(&self) -> bool {
+        self.committed
     }
 
     /// `current`, an edited copy of what we wrote, with our edits taken back out: the user's
@@ -192,10 +251,26 @@ fn merge3_opt(
             Some(Value::Object(merged))
         }
         (Some(Value::Array(w)), Some(Value::Array(o)), Some(Value::Array(c))) => {
-            let added: Vec<&Value> = w.iter().filter(|v| !o.contains(v)).collect();
-            let removed = o.iter().filter(|v| !w.contains(v) && !c.contains(v));
-            let kept = c.iter().filter(|v| !added.contains(v));
-            Some(Value::Array(kept.chain(removed).cloned().collect()))
+            // by canonical text, not `contains`: arrays of thousands of device rules are real
+            let keys = |items: &[Value]| -> Vec<String> { items.iter().map(canonical).collect() };
+            let (w_keys, o_keys, c_keys) = (keys(w), keys(o), keys(c));
+            let o_set: HashSet<&str> = o_keys.iter().map(String::as_str).collect();
+            let w_set: HashSet<&str> = w_keys.iter().map(String::as_str).collect();
+            let c_set: HashSet<&str> = c_keys.iter().map(String::as_str).collect();
+            let added: HashSet<&str> = w_set.difference(&o_set).copied().collect();
+            let kept = c
+                .iter()
+                .zip(&c_keys)
+                .filter(|(_, key)| !added.contains(key.as_str()));
+            let removed = o
+                .iter()
+                .zip(&o_keys)
+                .filter(|(_, key)| !w_set.contains(key.as_str()) && !c_set.contains(key.as_str()));
+            Some(Value::Array(
+                kept.chain(removed)
+                    .map(|(value, _)| value.clone())
+                    .collect(),
+            ))
         }
         _ => {
             conflicts.push(if path.is_empty() {
@@ -206,6 +281,43 @@ fn merge3_opt(
             current.cloned()
         }
     }
+}
+
+/// `value` as text that two equal values share (object keys sorted: `Value`'s equality
+/// ignores their order).
+fn canonical(value: &Value) -> String {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                out.push('{');
+                for (i, (key, value)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    write(value, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
 }
 
 /// An exclusive lock on a bundle, released when dropped (and by the kernel when the process
@@ -238,12 +350,13 @@ impl BundleLock {
             let lock = Self::acquire(bundle)?;
             match recover(bundle) {
                 Ok(()) => return Ok(lock),
-                Err(other) if Instant::now() < deadline => {
+                Err(Unsettled::Broken(err)) => return Err(err),
+                Err(Unsettled::Busy(other)) if Instant::now() < deadline => {
                     drop(lock);
                     tracing::debug!(pid = other.pid, "waiting for another create of this bundle");
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(other) => {
+                Err(Unsettled::Busy(other)) => {
                     return Err(InjectError::Busy {
                         path: bundle.to_owned(),
                         pid: other.pid,
@@ -258,26 +371,164 @@ pub(crate) fn artifacts(bundle: &Path) -> PathBuf {
     bundle.join(ARTIFACTS_DIR)
 }
 
-/// The bundle's record; `None` when absent or unreadable (a damaged one is no evidence).
-pub(crate) fn read_record(bundle: &Path) -> Option<Record> {
-    let path = artifacts(bundle).join(RECORD);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return None,
-        Err(err) => {
-            tracing::warn!(path = %path.display(), "cannot read: {err}");
-            return None;
+/// A handle on our directory in the bundle; `None` when there is none. Anything at its name
+/// but a real directory of ours (a symlink to a host dir, a file, another user's directory)
+/// is refused and left as it is: we move, write and delete what is in it.
+pub(crate) fn open_artifacts(bundle: &Path) -> Result<Option<File>, InjectError> {
+    let path = artifacts(bundle);
+    let not_ours = |what: String| BundleError::NotOurDir {
+        path: path.clone(),
+        what,
+    };
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(InjectError::Read { path, source }),
+    };
+    if !meta.file_type().is_dir() {
+        return Err(not_ours(describe(&meta.file_type())).into());
+    }
+    // O_NOFOLLOW: what was checked above cannot have become a symlink since
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(nix::libc::ELOOP) | Some(nix::libc::ENOTDIR) => {
+                not_ours("no longer a directory".into()).into()
+            }
+            _ => InjectError::Read {
+                path: path.clone(),
+                source,
+            },
+        })?;
+    let meta = dir.metadata().map_err(|source| InjectError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(not_ours(format!("a directory owned by uid {}", meta.uid())).into());
+    }
+    Ok(Some(dir))
+}
+
+/// Our directory in the bundle, made if missing, 0700 either way (older versions made it
+/// 0755); `true` when this call made it.
+fn ensure_artifacts(bundle: &Path) -> Result<(File, bool), InjectError> {
+    let path = artifacts(bundle);
+    let made = match open_artifacts(bundle)? {
+        Some(_) => false,
+        None => {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&path)
+                .map_err(|source| InjectError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            true
         }
     };
+    let Some(dir) = open_artifacts(bundle)? else {
+        return Err(InjectError::Write {
+            path,
+            source: io::Error::new(io::ErrorKind::NotFound, "removed while being made"),
+        });
+    };
+    // the handle's mode, not the path's: it cannot be made to lead elsewhere
+    dir.set_permissions(fs::Permissions::from_mode(0o700))
+        .map_err(|source| InjectError::Write { path, source })?;
+    Ok((dir, made))
+}
+
+/// Makes our directory in the bundle (or checks the one there is ours), private; its path.
+pub(crate) fn create_artifacts_dir(bundle: &Path) -> Result<PathBuf, InjectError> {
+    ensure_artifacts(bundle)?;
+    Ok(artifacts(bundle))
+}
+
+fn describe(kind: &fs::FileType) -> String {
+    let what = if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_file() {
+        "a regular file"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device node"
+    } else {
+        "a special file"
+    };
+    what.into()
+}
+
+/// The bundle's record; `None` when absent, or unreadable as a record (a damaged one is no
+/// evidence). Something that cannot be one at all — a FIFO (reading it would block for
+/// ever), a symlink, a file of hundreds of MB — is an error naming it.
+pub(crate) fn read_record(bundle: &Path) -> Result<Option<Record>, InjectError> {
+    let Some(dir) = open_artifacts(bundle)? else {
+        return Ok(None);
+    };
+    let path = artifacts(bundle).join(RECORD);
+    let not_a_record = |what: String| -> InjectError {
+        BundleError::NotARecord {
+            path: path.clone(),
+            what,
+        }
+        .into()
+    };
+    let opened = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        RECORD,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    );
+    let file = match opened {
+        // SAFETY: openat returned a fresh descriptor that nothing else owns.
+        Ok(fd) => File::from(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(nix::errno::Errno::ELOOP) => return Err(not_a_record("a symlink".into())),
+        Err(errno) => {
+            return Err(InjectError::Read {
+                path,
+                source: errno.into(),
+            })
+        }
+    };
+    let meta = file.metadata().map_err(|source| InjectError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(not_a_record(describe(&meta.file_type())));
+    }
+    if meta.len() > MAX_RECORD_BYTES {
+        return Err(not_a_record(format!(
+            "{} bytes, more than a record ever holds ({MAX_RECORD_BYTES})",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|source| InjectError::Read {
+            path: path.clone(),
+            source,
+        })?;
     match serde_json::from_slice::<Record>(&bytes) {
         Ok(mut record) if record.format == RECORD_FORMAT => {
             record.undo.bundle = bundle.to_owned();
-            Some(record)
+            Ok(Some(record))
         }
-        Ok(_) => None,
+        Ok(_) => Ok(None),
         Err(err) => {
             tracing::warn!(path = %path.display(), "ignoring an unreadable record: {err}");
-            None
+            Ok(None)
         }
     }
 }
@@ -288,23 +539,30 @@ fn write_record(bundle: &Path, record: &Record) -> Result<(), InjectError> {
     replace_file(&artifacts(bundle).join(RECORD), &bytes, None)
 }
 
-/// Puts right what a create killed on this bundle left (the lock is held). `Err` names a
-/// live process whose create of the bundle is pending: the caller waits for it.
-fn recover(bundle: &Path) -> Result<(), Owner> {
+/// Why a create cannot go on with a bundle yet.
+enum Unsettled {
+    /// Another live process's create of the bundle is pending: wait for it.
+    Busy(Owner),
+    /// Something in the bundle must be put right by hand first.
+    Broken(InjectError),
+}
+
+/// Puts right what a create killed on this bundle left (the lock is held).
+fn recover(bundle: &Path) -> Result<(), Unsettled> {
     remove_config_leftovers(bundle);
     let dir = artifacts(bundle);
-    if !dir.is_dir() {
+    if open_artifacts(bundle).map_err(Unsettled::Broken)?.is_none() {
         return Ok(());
     }
     let _ = fs::remove_file(temp_beside(&dir.join(RECORD)));
-    match read_record(bundle) {
+    match read_record(bundle).map_err(Unsettled::Broken)? {
         Some(record) if !record.committed => {
             let me = Owner::this_process();
             if record.owner == me {
                 return Ok(());
             }
             if record.owner.is_alive() {
-                return Err(record.owner);
+                return Err(Unsettled::Busy(record.owner));
             }
             tracing::warn!(
                 bundle = %bundle.display(),
@@ -323,8 +581,8 @@ fn recover(bundle: &Path) -> Result<(), Owner> {
             // a commit that did not get to tidy up
             let _ = fs::remove_dir_all(dir.join(PREVIOUS));
         }
-        None if dir.join(PREVIOUS).is_dir() => put_back_previous(&dir),
-        None if !dir.join(RECORD).exists() => {
+        None if is_real_dir(&dir.join(PREVIOUS)) => put_back_previous(&dir),
+        None if fs::symlink_metadata(dir.join(RECORD)).is_err() => {
             // made by a create killed before it wrote its record
             let _ = fs::remove_dir_all(&dir);
         }
@@ -341,9 +599,10 @@ pub(crate) fn begin(bundle: &Path, original: String, undo: &mut Undo) -> Result<
         let path = path.to_owned();
         move |source| InjectError::Write { path, source }
     };
-    match fs::create_dir(&dir) {
-        Ok(()) => undo.made_dir = true,
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+    let (_handle, made) = ensure_artifacts(bundle)?;
+    match made {
+        true => undo.made_dir = true,
+        false => {
             undo.made_dir = false;
             let previous = dir.join(PREVIOUS);
             fs::create_dir(&previous).map_err(write_err(&previous))?;
@@ -361,7 +620,6 @@ pub(crate) fn begin(bundle: &Path, original: String, undo: &mut Undo) -> Result<
                 return Err(InjectError::Write { path: dir, source });
             }
         }
-        Err(source) => return Err(InjectError::Write { path: dir, source }),
     }
     let record = Record {
         format: RECORD_FORMAT,
@@ -383,7 +641,7 @@ pub(crate) fn begin(bundle: &Path, original: String, undo: &mut Undo) -> Result<
 /// recorded (the rootfs files it writes), so that whoever undoes it — the sealed process, or
 /// the next create after a kill — puts those back too. The lock is held.
 pub(crate) fn record_progress(bundle: &Path, undo: &Undo) -> Result<(), InjectError> {
-    let Some(mut record) = read_record(bundle) else {
+    let Some(mut record) = read_record(bundle)? else {
         return Err(InjectError::Write {
             path: artifacts(bundle).join(RECORD),
             source: io::Error::new(io::ErrorKind::NotFound, "the pending record is gone"),
@@ -397,6 +655,8 @@ pub(crate) fn record_progress(bundle: &Path, undo: &Undo) -> Result<(), InjectEr
 /// `config.json` too when `config_too`.
 pub(crate) fn restore(bundle: &Path, undo: &Undo, config_too: bool) {
     let config_path = bundle.join("config.json");
+    // Read before config.json is put back: a forged record's original may name any root.
+    let rootfs = rootfs_to_restore(bundle, undo);
     let unchanged = fs::read(&config_path).is_ok_and(|now| now == undo.original.as_bytes());
     if config_too && !unchanged {
         if let Err(err) = write_config(bundle, undo.original.as_bytes()) {
@@ -405,16 +665,17 @@ pub(crate) fn restore(bundle: &Path, undo: &Undo, config_too: bool) {
             return;
         }
     }
-    let rootfs = serde_json::from_str::<Value>(&undo.original)
-        .ok()
-        .and_then(|spec| crate::rootfs_path(bundle, &spec).ok())
-        .and_then(|path| Rootfs::open(&path).ok());
     let dir = artifacts(bundle);
     if let Some(rootfs) = rootfs {
         for written in undo.written_files.iter().rev() {
-            crate::restore_written(&rootfs, Some(&dir), written);
+            if let Some(written) = restorable(&dir, written) {
+                crate::restore_written(&rootfs, Some(&dir), &written);
+            }
         }
         rootfs.take_away(&undo.created_links, &undo.new_paths);
+    }
+    if open_artifacts(bundle).ok().flatten().is_none() {
+        return;
     }
     if undo.made_dir {
         let _ = fs::remove_dir_all(&dir);
@@ -423,10 +684,58 @@ pub(crate) fn restore(bundle: &Path, undo: &Undo, config_too: bool) {
     }
 }
 
+/// The rootfs whose files `undo` puts back: the one the bundle's `config.json` names now
+/// (the config a create injected names the rootfs its original did), and only when the
+/// record's original names the same one. A record is a file in the bundle, which anyone who
+/// can write there can forge: its own word never leads us to another directory of the host.
+fn rootfs_to_restore(bundle: &Path, undo: &Undo) -> Option<Rootfs> {
+    let root_of = |text: &[u8]| {
+        serde_json::from_slice::<Value>(text)
+            .ok()
+            .and_then(|spec| crate::rootfs_path(bundle, &spec).ok())
+    };
+    let current = root_of(&fs::read(bundle.join("config.json")).ok()?)?;
+    let recorded = root_of(undo.original.as_bytes())?;
+    if current != recorded {
+        tracing::warn!(
+            recorded = %recorded.display(),
+            rootfs = %current.display(),
+            "the injection record names another rootfs than config.json: its files are not put back"
+        );
+        return None;
+    }
+    Rootfs::open(&current).ok()
+}
+
+/// `written` as it may be put back: from a regular file of ours (never one a symlink leads
+/// to), without set-id or sticky bits (the image's files are never set-id ones of ours to
+/// restore; a forged record must not make one).
+fn restorable(dir: &Path, written: &WrittenFile) -> Option<WrittenFile> {
+    let mut written = written.clone();
+    if let Some(saved) = &mut written.replaced {
+        let plain = !saved.saved_as.is_empty()
+            && !saved.saved_as.contains('/')
+            && !saved.saved_as.starts_with('.');
+        let regular = plain
+            && fs::symlink_metadata(dir.join(&saved.saved_as))
+                .is_ok_and(|meta| meta.file_type().is_file() && meta.len() <= MAX_RECORD_BYTES);
+        if !regular {
+            tracing::warn!(path = %written.path.display(), saved_as = %saved.saved_as, "the image's saved copy is not a regular file of ours; not put back");
+            return None;
+        }
+        saved.mode &= 0o777;
+    }
+    Some(written)
+}
+
+fn is_real_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_dir())
+}
+
 /// Replaces what is in `dir` with what was set aside in `dir/previous`.
 fn put_back_previous(dir: &Path) {
     let previous = dir.join(PREVIOUS);
-    if !previous.is_dir() {
+    if !is_real_dir(&previous) {
         let _ = fs::remove_file(dir.join(RECORD));
         return;
     }
@@ -450,7 +759,7 @@ fn put_back_previous(dir: &Path) {
 /// not ours to adopt: the caller injects (or finds the bundle injected) itself.
 pub fn adopt(bundle: &Path) -> Result<Option<Undo>, InjectError> {
     let _lock = BundleLock::acquire(bundle)?;
-    Ok(read_record(bundle)
+    Ok(read_record(bundle)?
         .filter(|record| record.is_pending_of(&Owner::this_process()))
         .map(|record| record.undo))
 }
@@ -459,7 +768,7 @@ pub fn adopt(bundle: &Path) -> Result<Option<Undo>, InjectError> {
 /// what was set aside.
 pub fn commit(bundle: &Path) -> Result<(), InjectError> {
     let _lock = BundleLock::acquire(bundle)?;
-    let Some(mut record) = read_record(bundle) else {
+    let Some(mut record) = read_record(bundle)? else {
         return Ok(());
     };
     if !record.is_pending_of(&Owner::this_process()) {
@@ -485,8 +794,11 @@ pub(crate) fn rollback(undo: &Undo) {
         return;
     };
     match read_record(bundle) {
-        Some(record) if record.is_pending_of(&Owner::this_process()) => restore(bundle, undo, true),
-        _ => tracing::warn!(bundle = %bundle.display(), "no pending injection of ours to undo"),
+        Ok(Some(record)) if record.is_pending_of(&Owner::this_process()) => {
+            restore(bundle, undo, true)
+        }
+        Ok(_) => tracing::warn!(bundle = %bundle.display(), "no pending injection of ours to undo"),
+        Err(err) => tracing::error!("cannot undo the injection: {err}"),
     }
 }
 
@@ -630,6 +942,42 @@ mod tests {
         let w = json!({"a": {"b": 2}});
         let (_, conflicts) = merged(w, json!({"a": {"b": 1}}), json!({"a": {"b": 3}}));
         assert_eq!(conflicts, vec!["/a/b".to_string()]);
+    }
+
+    #[test]
+    fn arrays_of_thousands_merge_in_linear_time_with_the_same_result() {
+        let rule = |i: u64| json!({"allow": false, "type": "c", "major": 7, "minor": i});
+        let ours = json!({"allow": true, "type": "c", "major": 195, "minor": 0});
+        let original: Vec<Value> = (0..50_000).map(rule).collect();
+        let mut written = original.clone();
+        written.push(ours.clone());
+        let mut current = written.clone();
+        current.remove(0);
+        current.push(rule(99_999_999));
+        let (value, conflicts) = merged(
+            json!({"d": written}),
+            json!({"d": original.clone()}),
+            json!({"d": current}),
+        );
+        assert!(conflicts.is_empty());
+        let mut want: Vec<Value> = original[1..].to_vec();
+        want.push(rule(99_999_999));
+        assert_eq!(value.unwrap(), json!({"d": want}));
+    }
+
+    #[test]
+    fn array_items_match_whatever_their_key_order() {
+        // `Value` equality ignores key order; so does the merge
+        let added = serde_json::from_str::<Value>(r#"{"a": 1, "b": 2}"#).unwrap();
+        let reordered = serde_json::from_str::<Value>(r#"{"b": 2, "a": 1}"#).unwrap();
+        assert_eq!(added, reordered);
+        assert_eq!(canonical(&added), canonical(&reordered));
+        let (value, _) = merged(
+            json!({"d": [added], "x": 1}),
+            json!({"d": [], "x": 1}),
+            json!({"d": [reordered, 3], "x": 1}),
+        );
+        assert_eq!(value.unwrap(), json!({"d": [3], "x": 1}));
     }
 
     #[test]

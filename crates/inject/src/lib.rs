@@ -97,6 +97,8 @@ pub enum InjectError {
     EditedAfterInjection { path: PathBuf, fields: String },
     #[error("the injection record for {path} cannot be used: {reason}")]
     Record { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Bundle(#[from] bundle::BundleError),
 }
 
 /// Microseconds spent in each stage of one injection (for the log and `hack/bench`).
@@ -260,13 +262,21 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let before = String::from_utf8_lossy(&before).into_owned();
 
     // Injected already? Only our record can say so: the marker annotation is in a file anyone
-    // can write or copy. An injected config.json edited since is injected again from the
-    // original with the edits, so a changed request is honoured.
-    let (mut spec, original) = if apply::already_injected(&current) {
-        let Some(record) = bundle::read_record(bundle) else {
-            return Err(InjectError::MarkerWithoutRecord { path: config_path });
-        };
-        if record.is_pending_of(&Owner::this_process()) || record.wrote(&current) {
+    // can write or copy, or drop. An injected config.json edited since is injected again from
+    // the original with the edits, so a changed request is honoured. Without the marker, a
+    // committed record still decides: a config.json edited from the one we wrote (say, with
+    // its annotations dropped) is that one edited, never a fresh original — else the next
+    // create would take our injection for the user's own request, and keep it for ever.
+    let record = bundle::read_record(bundle)?;
+    let marked = apply::already_injected(&current);
+    let record = match record {
+        Some(record) if marked || record.is_committed() => Some(record),
+        None if marked => return Err(InjectError::MarkerWithoutRecord { path: config_path }),
+        _ => None,
+    };
+    let (mut spec, original) = if let Some(record) = record {
+        let current = record.with_our_marker(&current);
+        if (marked && record.is_pending_of(&Owner::this_process())) || record.wrote(&current) {
             return Ok(Outcome::AlreadyInjected);
         }
         let spec = record.original_with_edits(&current, &config_path)?;
@@ -513,13 +523,10 @@ enum WriteIn {
     Rootfs(RootfsError),
 }
 
+/// Our directory in the bundle: a real one of ours (never followed elsewhere), 0700 — it
+/// holds copies of the image's files, whatever their mode was.
 fn create_artifacts_dir(bundle: &Path) -> Result<PathBuf, InjectError> {
-    let dir = bundle.join(ARTIFACTS_DIR);
-    std::fs::create_dir_all(&dir).map_err(|source| InjectError::Write {
-        path: dir.clone(),
-        source,
-    })?;
-    Ok(dir)
+    bundle::create_artifacts_dir(bundle)
 }
 
 /// Writes `bytes` at `path` in the rootfs; the image's file it replaces is first copied to

@@ -399,3 +399,193 @@ fn a_name_too_long_for_our_files_leaves_the_bundle_as_it_was() {
     let libdir = short.join("rootfs/usr/lib/x86_64-linux-gnu");
     assert_eq!(std::fs::read_dir(&libdir).unwrap().count(), 0);
 }
+
+fn set_env(bundle: &Path, visible: &str) {
+    let mut spec = spec_of(bundle);
+    let env = spec["process"]["env"].as_array_mut().unwrap();
+    env.retain(|e| !e.as_str().unwrap().starts_with("NVIDIA_VISIBLE_DEVICES="));
+    env.push(serde_json::json!(format!(
+        "NVIDIA_VISIBLE_DEVICES={visible}"
+    )));
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
+}
+
+fn drop_annotations(bundle: &Path) {
+    let mut spec = spec_of(bundle);
+    spec.as_object_mut().unwrap().remove("annotations");
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_request_narrows_after_the_marker_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=all"]);
+    inject_bundle(&bundle, &config(&root)).unwrap();
+    inject::commit(&bundle).unwrap();
+    assert_eq!(gpu_minors(&bundle).len(), 2);
+
+    // the marker dropped with the annotations: what we wrote all the same
+    drop_annotations(&bundle);
+    assert!(matches!(
+        inject_bundle(&bundle, &config(&root)).unwrap(),
+        Outcome::AlreadyInjected
+    ));
+    // then narrowed: GPU 1 only (minor 0)
+    set_env(&bundle, "1");
+    inject_bundle(&bundle, &config(&root)).unwrap();
+    inject::commit(&bundle).unwrap();
+    assert_eq!(gpu_minors(&bundle), vec!["/dev/nvidia0".to_string()]);
+    // the marker dropped again, then no GPU at all
+    drop_annotations(&bundle);
+    set_env(&bundle, "void");
+    inject_bundle(&bundle, &config(&root)).unwrap();
+    inject::commit(&bundle).unwrap();
+    let spec = spec_of(&bundle);
+    let nvidia = spec["linux"]["devices"]
+        .as_array()
+        .map(|devices| {
+            devices
+                .iter()
+                .filter(|d| d["path"].as_str().unwrap().starts_with("/dev/nvidia"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(nvidia, 0, "{spec}");
+    // and back to all: both GPUs again
+    set_env(&bundle, "all");
+    inject_bundle(&bundle, &config(&root)).unwrap();
+    assert_eq!(gpu_minors(&bundle).len(), 2);
+}
+
+#[test]
+fn our_dir_is_private_and_never_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    // one an earlier version left world-readable
+    std::fs::create_dir(bundle.join(".nvidia-runtime")).unwrap();
+    std::fs::set_permissions(
+        bundle.join(".nvidia-runtime"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    let mode = std::fs::metadata(bundle.join(".nvidia-runtime"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    outcome.rollback();
+
+    // a symlink to a host dir: refused, naming it; the host dir and config.json untouched
+    let host = dir.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("precious"), "keep").unwrap();
+    std::fs::remove_dir_all(bundle.join(".nvidia-runtime")).ok();
+    std::os::unix::fs::symlink(&host, bundle.join(".nvidia-runtime")).unwrap();
+    let before = std::fs::read(bundle.join("config.json")).unwrap();
+    let err = inject_bundle(&bundle, &config(&root)).unwrap_err();
+    assert!(err.to_string().contains(".nvidia-runtime"), "{err}");
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert_eq!(std::fs::read(bundle.join("config.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read_to_string(host.join("precious")).unwrap(),
+        "keep"
+    );
+    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 1);
+}
+
+#[test]
+fn a_record_that_cannot_be_one_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let record = bundle.join(".nvidia-runtime/record.json");
+    std::fs::create_dir(bundle.join(".nvidia-runtime")).unwrap();
+    // a FIFO: reading it would block for ever
+    nix::unistd::mkfifo(&record, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let err = inject_bundle(&bundle, &config(&root)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&record.display().to_string()), "{text}");
+    assert!(
+        text.contains("FIFO") && text.contains("remove it"),
+        "{text}"
+    );
+    // far bigger than any record
+    std::fs::remove_file(&record).unwrap();
+    std::fs::File::create(&record)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    let text = inject_bundle(&bundle, &config(&root))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("bytes") && text.contains("remove it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_forged_pending_record_restores_only_into_the_bundles_rootfs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let host = dir.path().join("host");
+    std::fs::create_dir_all(host.join("etc")).unwrap();
+    std::fs::write(host.join("etc/victim"), "orig").unwrap();
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let artifacts = bundle.join(".nvidia-runtime");
+    std::fs::create_dir(&artifacts).unwrap();
+    std::fs::write(artifacts.join("image-x"), "EVIL").unwrap();
+    let forge = |root_path: &Path, path: &str| {
+        let mut original = spec_of(&bundle);
+        original["root"]["path"] = serde_json::json!(root_path);
+        let original = original.to_string();
+        let record = serde_json::json!({
+            "format": 1, "runtime": "x", "owner": {"pid": 1, "start": 1}, "committed": false,
+            "original": original, "written": null,
+            "undo": {"original": original, "created_links": [], "new_paths": [],
+                     "made_dir": false,
+                     "written_files": [{"path": path, "replaced":
+                         {"saved_as": "image-x", "mode": 0o4755, "uid": 0, "gid": 0}}]}
+        });
+        std::fs::write(artifacts.join("record.json"), record.to_string()).unwrap();
+    };
+    forge(&host, "/etc/victim");
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(host.join("etc/victim")).unwrap(),
+        "orig"
+    );
+    outcome.rollback();
+
+    // in the bundle's own rootfs: put back, but never set-id
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join("image-x"), "EVIL").unwrap();
+    forge(Path::new("rootfs"), "/victim");
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    let restored = bundle.join("rootfs/victim");
+    assert_eq!(std::fs::read_to_string(&restored).unwrap(), "EVIL");
+    let mode = std::fs::metadata(&restored).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    outcome.rollback();
+}
