@@ -181,18 +181,22 @@ pub struct Undo {
     /// until the create commits).
     pub made_dir: bool,
     /// Files we wrote into the rootfs (the container's `ld.so.cache`, its `ld.so.conf.d`
-    /// entry), in the order written.
+    /// entry), in the order written, and the image's symlinks we pointed elsewhere.
     #[serde(default)]
     pub written_files: Vec<WrittenFile>,
 }
 
-/// A file we wrote into the rootfs, and what a failed create puts back there.
+/// A file we wrote into the rootfs, or a symlink of the image's we pointed at a driver
+/// library, and what a failed create puts back there.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WrittenFile {
     /// Inside the rootfs.
     pub path: PathBuf,
     /// The image's own file we replaced; `None`: there was none, ours is removed.
     pub replaced: Option<SavedFile>,
+    /// Set for a symlink of the image's: where it pointed (`replaced` is then `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
 }
 
 /// A copy of an image's file, in the bundle's [`ARTIFACTS_DIR`].
@@ -215,6 +219,17 @@ impl Undo {
 
 /// Puts back the image's file `written` replaced, or removes ours where there was none.
 pub(crate) fn restore_written(rootfs: &Rootfs, artifacts: Option<&Path>, written: &WrittenFile) {
+    if let Some(target) = &written.link_target {
+        // Only a symlink (ours, or the image's unchanged) is replaced, an absent one made
+        // again: never anything else that is there now.
+        if let Err(err) = rootfs.symlink(&written.path, target) {
+            tracing::warn!(
+                "cannot point the image's {} back at {target}: {err}",
+                written.path.display()
+            );
+        }
+        return;
+    }
     let Some(saved) = &written.replaced else {
         rootfs.remove_file(&written.path);
         return;
@@ -352,20 +367,44 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         }
     }
     // Known before anything is made, so the record written first covers a create killed
-    // half-way: a link we make is one whose path did not exist.
+    // half-way: a link we make is one whose path did not exist; one of the image's we point
+    // elsewhere has its old target recorded, to be put back.
     let created_links: Vec<PathBuf> = edits
         .symlinks
         .iter()
         .filter(|l| new_paths.contains(&l.link))
         .map(|l| l.link.clone())
         .collect();
+    let mut replaced_links = Vec::new();
+    let mut image_links_kept: Vec<PathBuf> = Vec::new();
+    for link in edits
+        .symlinks
+        .iter()
+        .filter(|l| !new_paths.contains(&l.link))
+    {
+        let Some(target) = rootfs.link_target(&link.link)? else {
+            continue;
+        };
+        if target == link.target.as_str() {
+            continue;
+        }
+        match target.into_string() {
+            Ok(target) => replaced_links.push(WrittenFile {
+                path: link.link.clone(),
+                replaced: None,
+                link_target: Some(target),
+            }),
+            // The record is JSON: a target it cannot hold could not be put back.
+            Err(_) => image_links_kept.push(link.link.clone()),
+        }
+    }
     let mut undo = Undo {
         bundle: bundle.to_owned(),
         original: before,
         created_links,
         new_paths,
         made_dir: false,
-        written_files: Vec::new(),
+        written_files: replaced_links,
     };
     bundle::begin(bundle, original, &mut undo)?;
 
@@ -373,6 +412,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         let links: Vec<(&Path, &str)> = edits
             .symlinks
             .iter()
+            .filter(|l| !image_links_kept.contains(&l.link))
             .map(|l| (l.link.as_path(), l.target.as_str()))
             .collect();
         let outcomes = rootfs.symlinks(&links)?;
@@ -427,9 +467,11 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
 /// `ldconfig -p` see them — without running ldconfig in the container. Written into the rootfs
 /// as a regular file, with an `ld.so.conf.d` entry naming the libraries' dirs, so that the
 /// container may run `ldconfig` itself (it replaces the cache by rename, which a mount point
-/// refuses with EBUSY) and still find them. Where the rootfs cannot take the file (not
-/// writable from the host; something other than a regular file at the path), the cache is
-/// bind-mounted from the bundle instead: returns that file.
+/// refuses with EBUSY) and still find them. Where the rootfs cannot be written from the host at
+/// all, the cache is bind-mounted from the bundle instead: returns that file. Where the image
+/// has something at the path that is not a regular file we can copy whole (a symlink, a
+/// directory, a FIFO, a file too big), nothing is written or mounted there: it is the image's,
+/// and neither a write nor a mount can go through it safely.
 fn write_ld_cache(
     bundle: &Path,
     rootfs: &Rootfs,
@@ -437,13 +479,28 @@ fn write_ld_cache(
     undo: &mut Undo,
 ) -> Result<Option<PathBuf>, InjectError> {
     let cache_path = Path::new(LD_SO_CACHE);
-    let image_file = match rootfs.read(cache_path) {
-        Ok(file) => file,
-        Err(err) => {
-            tracing::warn!(
-                "{err}: not read; the container's cache lists the injected libraries only"
-            );
-            None
+    let without_cache = |why: &dyn std::fmt::Display| {
+        tracing::warn!(
+            "the container gets no /etc/ld.so.cache from nvidia-runtime ({why}): the loader \
+             still finds the injected libraries in the image's library dir, but `ldconfig -p` \
+             does not list them"
+        );
+        Ok(None)
+    };
+    let kind = match rootfs.kind(cache_path) {
+        Ok(kind) => kind,
+        Err(err) => return without_cache(&err),
+    };
+    let image_file = match kind {
+        FileKind::Absent => None,
+        FileKind::File => match rootfs.read(cache_path) {
+            Ok(file) => file,
+            Err(err) => return without_cache(&err),
+        },
+        FileKind::Directory => return without_cache(&"the image has a directory there"),
+        FileKind::Symlink => return without_cache(&"the image has a symbolic link there"),
+        FileKind::Special(what) => {
+            return without_cache(&format_args!("the image has {what} there"))
         }
     };
     let mut cache = match &image_file {
@@ -468,35 +525,27 @@ fn write_ld_cache(
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
     })?;
 
-    let kind = rootfs
-        .kind(cache_path)
-        .unwrap_or(FileKind::Special("unreadable"));
-    let replaced = match (kind, &image_file) {
-        (FileKind::Absent, _) => Some(None),
-        (FileKind::File, Some(file)) => Some(Some(file)),
-        // a symlink, a directory, a FIFO...: not ours to replace; libcontainer's mount goes
-        // over it without opening it
-        _ => None,
-    };
-    if let Some(replaced) = replaced {
-        match write_into_rootfs(bundle, rootfs, cache_path, &bytes, replaced, undo) {
-            Ok(()) => {
-                write_ld_so_conf_entry(bundle, rootfs, edits, undo);
-                return Ok(None);
-            }
-            Err(WriteIn::Bundle(err)) => return Err(err),
-            Err(WriteIn::Rootfs(err)) if err.is_not_writable() => {
-                tracing::debug!("the container's ld.so.cache is mounted, not written: {err}")
-            }
-            Err(WriteIn::Rootfs(err)) => {
-                tracing::warn!("the container's ld.so.cache is mounted, not written: {err}")
-            }
+    match write_into_rootfs(
+        bundle,
+        rootfs,
+        cache_path,
+        &bytes,
+        image_file.as_ref(),
+        undo,
+    ) {
+        Ok(()) => {
+            write_ld_so_conf_entry(bundle, rootfs, edits, undo);
+            return Ok(None);
         }
-    } else {
-        tracing::debug!(
-            ?kind,
-            "the image's /etc/ld.so.cache is not a regular file; the container's is mounted over it"
-        );
+        Err(WriteIn::Bundle(err)) => return Err(err),
+        // Only a regular file, or nothing, is there: libcontainer's mount can go over it
+        // (or make its mount point) without following anything of the image's.
+        Err(WriteIn::Rootfs(err)) if err.is_not_writable() => {
+            tracing::debug!("the container's ld.so.cache is mounted, not written: {err}")
+        }
+        // Something in the way on the path (an `/etc` that is a symlink out of the rootfs, or
+        // a file): a mount would meet it too.
+        Err(WriteIn::Rootfs(err)) => return without_cache(&err),
     }
 
     let dir = create_artifacts_dir(bundle)?;
@@ -569,6 +618,7 @@ fn write_into_rootfs(
     undo.written_files.push(WrittenFile {
         path: path.to_owned(),
         replaced: saved.clone(),
+        link_target: None,
     });
     bundle::record_progress(bundle, undo).map_err(WriteIn::Bundle)?;
     if let Err(err) = rootfs.write_file(path, bytes, mode, owner) {
