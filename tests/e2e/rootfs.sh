@@ -23,6 +23,12 @@
 #    the container (the cache ignored with a warning);
 #  - a FIFO or a device node at /etc/ld.so.cache is never opened by the runtime (inotify sees
 #    no open), create does not hang, the container starts;
+#  - an image whose /etc/ld.so.cache is a symlink (dangling, out of the rootfs, climbing with
+#    ../), a directory, or whose /etc is a symlink out of the rootfs starts, loads libcuda and
+#    is warned that ldconfig -p won't list the libraries; that path and the host file a link
+#    aims at stay as they were, also after a failed create;
+#  - a failed create points the image's own SONAME links back where they pointed (also a
+#    dangling one), and a 70 MiB image cache is left byte for byte (never a truncated copy);
 #  - an image whose /dev is a symlink to a host directory (absolute, or climbing with ../) gets
 #    nothing created there: a GPU container is refused, naming /dev; one without GPUs gets its
 #    /dev links and device nodes where the link leads inside its rootfs, with the spec's /dev

@@ -766,6 +766,45 @@ mod tests {
     }
 
     #[test]
+    fn dangling_links_are_the_images_not_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        symlink("/gone/libcuda.so.1", dir.path().join("lib/libcuda.so.1")).unwrap();
+        symlink("/gone", dir.path().join("opt")).unwrap();
+        let root = Rootfs::open(dir.path()).unwrap();
+        assert_eq!(
+            root.missing(Path::new("/lib/libcuda.so.1")),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(
+            root.link_target(Path::new("/lib/libcuda.so.1")).unwrap(),
+            Some("/gone/libcuda.so.1".into())
+        );
+        assert_eq!(root.link_target(Path::new("/lib")).unwrap(), None);
+        assert_eq!(root.link_target(Path::new("/lib/absent")).unwrap(), None);
+        // below a dangling link: missing up to it, not the link itself
+        assert_eq!(
+            root.missing(Path::new("/opt/x/y")),
+            vec![PathBuf::from("/opt/x"), PathBuf::from("/opt/x/y")]
+        );
+    }
+
+    #[test]
+    fn a_file_too_big_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("big")).unwrap();
+        file.set_len(MAX_READ + 1).unwrap();
+        std::fs::write(dir.path().join("limit"), vec![1u8; MAX_READ as usize]).unwrap();
+        let root = Rootfs::open(dir.path()).unwrap();
+        let err = root.read(Path::new("/big")).unwrap_err();
+        assert!(matches!(err, RootfsError::TooBig { .. }), "{err}");
+        assert_eq!(
+            root.read(Path::new("/limit")).unwrap().unwrap().bytes.len() as u64,
+            MAX_READ
+        );
+    }
+
+    #[test]
     fn library_dir_follows_the_image() {
         let dir = tempfile::tempdir().unwrap();
         let root = Rootfs::open(dir.path()).unwrap();
