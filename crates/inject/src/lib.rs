@@ -221,7 +221,14 @@ impl Undo {
 pub(crate) fn restore_written(rootfs: &Rootfs, artifacts: Option<&Path>, written: &WrittenFile) {
     if let Some(target) = &written.link_target {
         // Only a symlink (ours, or the image's unchanged) is replaced, an absent one made
-        // again: never anything else that is there now.
+        // again: never anything else that is there now, and no directory is made for it.
+        if rootfs
+            .missing(&written.path)
+            .iter()
+            .any(|p| *p != written.path)
+        {
+            return;
+        }
         if let Err(err) = rootfs.symlink(&written.path, target) {
             tracing::warn!(
                 "cannot point the image's {} back at {target}: {err}",
@@ -623,6 +630,8 @@ fn write_into_rootfs(
     bundle::record_progress(bundle, undo).map_err(WriteIn::Bundle)?;
     if let Err(err) = rootfs.write_file(path, bytes, mode, owner) {
         undo.written_files.pop();
+        // Nothing was written: a later undo must not put anything there either.
+        let _ = bundle::record_progress(bundle, undo);
         if let Some(saved) = &saved {
             let _ = std::fs::remove_file(bundle.join(ARTIFACTS_DIR).join(&saved.saved_as));
         }
