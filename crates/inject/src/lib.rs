@@ -475,10 +475,11 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
 /// as a regular file, with an `ld.so.conf.d` entry naming the libraries' dirs, so that the
 /// container may run `ldconfig` itself (it replaces the cache by rename, which a mount point
 /// refuses with EBUSY) and still find them. Where the rootfs cannot be written from the host at
-/// all, the cache is bind-mounted from the bundle instead: returns that file. Where the image
-/// has something at the path that is not a regular file we can copy whole (a symlink, a
-/// directory, a FIFO, a file too big), nothing is written or mounted there: it is the image's,
-/// and neither a write nor a mount can go through it safely.
+/// all, or the image has a FIFO or a device node there, the cache is bind-mounted from the
+/// bundle instead: returns that file. Where the image has a symlink, a directory or a file too
+/// big to copy whole there, or an `/etc` that leads nowhere inside the rootfs, nothing is
+/// written or mounted there: a mount cannot go over those (libcontainer refuses to follow the
+/// link), and a write would have to go through them.
 fn write_ld_cache(
     bundle: &Path,
     rootfs: &Rootfs,
@@ -499,16 +500,13 @@ fn write_ld_cache(
         Err(err) => return without_cache(&err),
     };
     let image_file = match kind {
-        FileKind::Absent => None,
+        FileKind::Absent | FileKind::Special(_) => None,
         FileKind::File => match rootfs.read(cache_path) {
             Ok(file) => file,
             Err(err) => return without_cache(&err),
         },
         FileKind::Directory => return without_cache(&"the image has a directory there"),
         FileKind::Symlink => return without_cache(&"the image has a symbolic link there"),
-        FileKind::Special(what) => {
-            return without_cache(&format_args!("the image has {what} there"))
-        }
     };
     let mut cache = match &image_file {
         // The empty mount point libcontainer left for our cache when an earlier version
@@ -532,6 +530,15 @@ fn write_ld_cache(
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
     })?;
 
+    if let FileKind::Special(what) = kind {
+        // A mount goes over a FIFO or a device node without opening it, and keeps the
+        // container's loader from opening it (a FIFO would hang every program); never replaced.
+        tracing::warn!(
+            "the image has {what} at /etc/ld.so.cache: never opened; the container's cache, \
+             listing the injected libraries only, is mounted over it"
+        );
+        return cache_to_mount(bundle, &bytes).map(Some);
+    }
     match write_into_rootfs(
         bundle,
         rootfs,
@@ -554,14 +561,19 @@ fn write_ld_cache(
         // a file): a mount would meet it too.
         Err(WriteIn::Rootfs(err)) => return without_cache(&err),
     }
+    cache_to_mount(bundle, &bytes).map(Some)
+}
 
+/// Writes the container's cache into the bundle, to be bind-mounted over its
+/// `/etc/ld.so.cache`: returns that file.
+fn cache_to_mount(bundle: &Path, bytes: &[u8]) -> Result<PathBuf, InjectError> {
     let dir = create_artifacts_dir(bundle)?;
     let path = dir.join("ld.so.cache");
     std::fs::write(&path, bytes).map_err(|source| InjectError::Write {
         path: path.clone(),
         source,
     })?;
-    Ok(Some(path))
+    Ok(path)
 }
 
 enum WriteIn {
