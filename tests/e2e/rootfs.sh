@@ -29,6 +29,7 @@
 #    aims at stay as they were, also after a failed create;
 #  - a failed create points the image's own SONAME links back where they pointed (also a
 #    dangling one), and a 70 MiB image cache is left byte for byte (never a truncated copy);
+#  - the copy of the image's cache kept in the bundle is readable by root only;
 #  - an image whose /dev is a symlink to a host directory (absolute, or climbing with ../) gets
 #    nothing created there: a GPU container is refused, naming /dev; one without GPUs gets its
 #    /dev links and device nodes where the link leads inside its rootfs, with the spec's /dev
@@ -622,8 +623,19 @@ test_big_image_cache_kept_whole() {
     assert_eq "$sha" "$(sha_of "$B/rootfs/etc/ld.so.cache")" "70 MiB image cache: left as it was"
 }
 
+test_saved_image_file_is_private() {
+    gpu_bundle private-cache "" NVIDIA_VISIBLE_DEVICES=all
+    echo secret >"$B/rootfs/etc/ld.so.cache"
+    chmod 600 "$B/rootfs/etc/ld.so.cache"
+    bundle_args "$B" probe
+    run_as_is
+    assert_eq "$PROBE_OK" "$OUT" "image cache readable by root only: libcuda loads"
+    assert_eq "600" "$(stat -c %a "$B/.nvidia-runtime/image-ld.so.cache")" \
+        "…and the copy of it kept in the bundle is readable by root only too"
+}
+
 run_tests \
-    test_cache_path_not_a_regular_file test_failed_create_keeps_the_image_links \
+    test_saved_image_file_is_private test_cache_path_not_a_regular_file test_failed_create_keeps_the_image_links \
     test_big_image_cache_kept_whole \
     test_ldconfig_in_a_gpu_container test_ldconfig_keeps_a_dir_it_does_not_search_itself \
     test_readonly_rootfs_lists_the_libraries test_images_with_and_without_a_cache \

@@ -17,6 +17,7 @@ pub mod request;
 pub mod require;
 pub mod rootfs;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -609,7 +610,16 @@ fn write_into_rootfs(
                 path.file_name().unwrap_or_default().to_string_lossy()
             );
             let copy = dir.join(&saved_as);
-            std::fs::write(&copy, &file.bytes).map_err(|source| {
+            // Readable by root only: the image's file may be one only root may read, and the
+            // bundle is often readable by all. Made anew, so an older copy's mode is not kept.
+            let _ = std::fs::remove_file(&copy);
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&copy)
+                .and_then(|mut out| std::io::Write::write_all(&mut out, &file.bytes));
+            written.map_err(|source| {
                 WriteIn::Bundle(InjectError::Write {
                     path: copy.clone(),
                     source,
