@@ -335,7 +335,7 @@ test_saved_image_files_are_private() {
     chmod 0711 "$B"
     capture run_in "$B" private
     assert_rc 0 "an image with a 0600 ld.so.cache: runs"
-    assert_eq 700 "$(stat -c %a "$B/.nvidia-runtime")" "our dir in the bundle is 0700"
+    assert_eq 711 "$(stat -c %a "$B/.nvidia-runtime")" "our dir in the bundle is 0711 (passable, not listable)"
     assert_true "…and the image's saved copy is there" test -f "$B/.nvidia-runtime/image-ld.so.cache"
     capture setpriv --reuid=65534 --regid=65534 --clear-groups cat "$B/.nvidia-runtime/image-ld.so.cache"
     assert_rc_nonzero "nobody cannot read the image's saved 0600 file"
@@ -345,7 +345,7 @@ test_saved_image_files_are_private() {
     bundle_set "$B" 'c["process"]["env"] = [e for e in c["process"]["env"] if not e.startswith("NVIDIA_VISIBLE_DEVICES=")] + ["NVIDIA_VISIBLE_DEVICES=1"]'
     capture run_in "$B" private
     assert_rc 0 "edited to GPU 1: runs"
-    assert_eq 700 "$(stat -c %a "$B/.nvidia-runtime")" "a 0755 dir of ours is 0700 after the next create"
+    assert_eq 711 "$(stat -c %a "$B/.nvidia-runtime")" "a 0755 dir of ours is 0711 after the next create"
 }
 
 test_request_narrows_after_marker_lost() {

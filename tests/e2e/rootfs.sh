@@ -23,6 +23,13 @@
 #    the container (the cache ignored with a warning);
 #  - a FIFO or a device node at /etc/ld.so.cache is never opened by the runtime (inotify sees
 #    no open), create does not hang, the container starts;
+#  - an image whose /etc/ld.so.cache is a symlink (dangling, out of the rootfs, climbing with
+#    ../), a directory, or whose /etc is a symlink out of the rootfs starts, loads libcuda and
+#    is warned that ldconfig -p won't list the libraries; that path and the host file a link
+#    aims at stay as they were, also after a failed create;
+#  - a failed create points the image's own SONAME links back where they pointed (also a
+#    dangling one), and a 70 MiB image cache is left byte for byte (never a truncated copy);
+#  - the copy of the image's cache kept in the bundle is readable by root only;
 #  - an image whose /dev is a symlink to a host directory (absolute, or climbing with ../) gets
 #    nothing created there: a GPU container is refused, naming /dev; one without GPUs gets its
 #    /dev links and device nodes where the link leads inside its rootfs, with the spec's /dev
@@ -535,7 +542,101 @@ EOF
     docker_ rm -f "$id" >/dev/null
 }
 
+# --- what the image has at the cache path or at a link's path, kept --------------------
+
+# odd_cache_image KIND : a GPU bundle whose /etc/ld.so.cache (or /etc) is KIND; HOST_FILE is
+# a host file an escaping link aims at, which must stay as it is.
+HOST_FILE=""
+odd_cache_image() {
+    gpu_bundle "cache-$1" "" NVIDIA_VISIBLE_DEVICES=all
+    HOST_FILE=$TEST_TMP/host-$1/ld.so.cache
+    mkdir -p "$(dirname "$HOST_FILE")"
+    echo "host's own" >"$HOST_FILE"
+    local etc=$B/rootfs/etc
+    rm -rf "$etc/ld.so.cache"
+    case $1 in
+        dangling-link) ln -s /nonexistent/ld.so.cache "$etc/ld.so.cache" ;;
+        link-out) ln -s "$HOST_FILE" "$etc/ld.so.cache" ;;
+        climbing-link) ln -s "../../../../../../../../..$HOST_FILE" "$etc/ld.so.cache" ;;
+        directory) mkdir "$etc/ld.so.cache" && echo image >"$etc/ld.so.cache/inside" ;;
+        etc-link-out)
+            cp -a "$etc/." "$(dirname "$HOST_FILE")/"
+            echo "host's own" >"$HOST_FILE"
+            rm -rf "$etc" && ln -s "$(dirname "$HOST_FILE")" "$etc"
+            ;;
+    esac
+}
+what_is_at() { if [[ -L $1 ]]; then echo "link to $(readlink "$1")"; elif [[ -d $1 ]]; then echo "dir: $(ls -A "$1")"; else sha_of "$1"; fi; }
+
+test_cache_path_not_a_regular_file() {
+    local kind before host_before host_tree
+    for kind in dangling-link link-out climbing-link directory etc-link-out; do
+        odd_cache_image "$kind"
+        before=$(what_is_at "$B/rootfs/etc/ld.so.cache")
+        host_before=$(sha_of "$HOST_FILE")
+        host_tree=$(tree_of "$(dirname "$HOST_FILE")")
+        run_refused_late "$kind, failed create"
+        assert_eq "$host_before" "$(sha_of "$HOST_FILE")" "$kind, failed create: the host file is untouched"
+        bundle_set "$B" 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if "path" not in n]'
+        bundle_args "$B" probe
+        run_as_is
+        assert_rc 0 "$kind at /etc/ld.so.cache: the container starts"
+        assert_eq "$PROBE_OK" "$OUT" "$kind: libcuda loads from the image's library dir"
+        assert_contains "$ERR" "/etc/ld.so.cache" "$kind: a warning names /etc/ld.so.cache"
+        assert_contains "$ERR" "ldconfig -p" "$kind: …and says ldconfig -p does not list the libraries"
+        assert_eq "$before" "$(what_is_at "$B/rootfs/etc/ld.so.cache")" "$kind: the image's /etc/ld.so.cache is as it was"
+        assert_eq "$host_before" "$(sha_of "$HOST_FILE")" "$kind: the host file a link aims at is untouched"
+        assert_eq "$host_tree" "$(tree_of "$(dirname "$HOST_FILE")")" "$kind: nothing added next to it on the host"
+    done
+}
+
+test_failed_create_keeps_the_image_links() {
+    gpu_bundle image-links "" NVIDIA_VISIBLE_DEVICES=all
+    local lib=$B/rootfs/usr/lib/x86_64-linux-gnu
+    mkdir -p "$B/rootfs/opt/stub" "$lib"
+    echo stub >"$B/rootfs/opt/stub/libcuda.so.1"
+    ln -s /opt/stub/libcuda.so.1 "$lib/libcuda.so.1"
+    ln -s /opt/gone/libnvidia-ml.so.1 "$lib/libnvidia-ml.so.1"
+    run_refused_late "image with its own links"
+    assert_eq "/opt/stub/libcuda.so.1" "$(readlink "$lib/libcuda.so.1")" "failed create: the image's libcuda.so.1 link points where it did"
+    assert_eq "/opt/gone/libnvidia-ml.so.1" "$(readlink "$lib/libnvidia-ml.so.1" || echo deleted)" \
+        "failed create: the image's dangling libnvidia-ml.so.1 link is kept"
+    bundle_set "$B" 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if "path" not in n]'
+    bundle_args "$B" probe
+    run_as_is
+    assert_eq "$PROBE_OK" "$OUT" "then a create that succeeds: the driver's libcuda loads"
+    assert_match "$(readlink "$lib/libcuda.so.1")" '^libcuda\.so\.580' "…through the image's link, now pointed at the driver's library"
+}
+
+test_big_image_cache_kept_whole() {
+    gpu_bundle big-cache "" NVIDIA_VISIBLE_DEVICES=all
+    head -c 70M /dev/urandom >"$B/rootfs/etc/ld.so.cache"
+    run_refused_late "70 MiB image cache"
+    local sha
+    sha=$(sha_of "$B/rootfs/etc/ld.so.cache")
+    bundle_set "$B" 'c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if "path" not in n]'
+    bundle_args "$B" probe
+    run_as_is
+    assert_rc 0 "70 MiB image cache: the container starts"
+    assert_eq "$PROBE_OK" "$OUT" "70 MiB image cache: libcuda loads"
+    assert_contains "$ERR" "bigger than" "70 MiB image cache: a warning says it is too big"
+    assert_eq "$sha" "$(sha_of "$B/rootfs/etc/ld.so.cache")" "70 MiB image cache: left as it was"
+}
+
+test_saved_image_file_is_private() {
+    gpu_bundle private-cache "" NVIDIA_VISIBLE_DEVICES=all
+    echo secret >"$B/rootfs/etc/ld.so.cache"
+    chmod 600 "$B/rootfs/etc/ld.so.cache"
+    bundle_args "$B" probe
+    run_as_is
+    assert_eq "$PROBE_OK" "$OUT" "image cache readable by root only: libcuda loads"
+    assert_eq "600" "$(stat -c %a "$B/.nvidia-runtime/image-ld.so.cache")" \
+        "…and the copy of it kept in the bundle is readable by root only too"
+}
+
 run_tests \
+    test_saved_image_file_is_private test_cache_path_not_a_regular_file test_failed_create_keeps_the_image_links \
+    test_big_image_cache_kept_whole \
     test_ldconfig_in_a_gpu_container test_ldconfig_keeps_a_dir_it_does_not_search_itself \
     test_readonly_rootfs_lists_the_libraries test_images_with_and_without_a_cache \
     test_restart_over_an_old_mount_point test_rootfs_not_writable_from_the_host \

@@ -18,8 +18,9 @@
 //!
 //! Whoever can write the bundle can write anything in it, so nothing there is taken on trust:
 //! `.nvidia-runtime` must be a real directory of ours (never followed to somewhere else), kept
-//! 0700 (it holds copies of the image's files, readable by whoever may pass through the bundle
-//! dir otherwise); the record must be a regular file of a sane size; and undoing what a record
+//! 0711: not listable by others, and the copies of the image's files in it are 0600, while a
+//! container whose root is mapped to another user (user namespaces) can still reach what is
+//! bind-mounted from it; the record must be a regular file of a sane size; and undoing what a record
 //! describes touches only the rootfs the bundle's `config.json` names, never with set-id bits.
 
 use std::collections::HashSet;
@@ -413,15 +414,19 @@ pub(crate) fn open_artifacts(bundle: &Path) -> Result<Option<File>, InjectError>
     Ok(Some(dir))
 }
 
-/// Our directory in the bundle, made if missing, 0700 either way (older versions made it
-/// 0755); `true` when this call made it.
+/// Others may pass through our directory to what is mounted from it, never list it; what is
+/// private in it (the record, the image's saved files) is 0600 itself.
+const ARTIFACTS_MODE: u32 = 0o711;
+
+/// Our directory in the bundle, made if missing, [`ARTIFACTS_MODE`] either way (older
+/// versions made it 0755); `true` when this call made it.
 fn ensure_artifacts(bundle: &Path) -> Result<(File, bool), InjectError> {
     let path = artifacts(bundle);
     let made = match open_artifacts(bundle)? {
         Some(_) => false,
         None => {
             fs::DirBuilder::new()
-                .mode(0o700)
+                .mode(ARTIFACTS_MODE)
                 .create(&path)
                 .map_err(|source| InjectError::Write {
                     path: path.clone(),
@@ -437,7 +442,7 @@ fn ensure_artifacts(bundle: &Path) -> Result<(File, bool), InjectError> {
         });
     };
     // the handle's mode, not the path's: it cannot be made to lead elsewhere
-    dir.set_permissions(fs::Permissions::from_mode(0o700))
+    dir.set_permissions(fs::Permissions::from_mode(ARTIFACTS_MODE))
         .map_err(|source| InjectError::Write { path, source })?;
     Ok((dir, made))
 }

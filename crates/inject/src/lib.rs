@@ -17,6 +17,7 @@ pub mod request;
 pub mod require;
 pub mod rootfs;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -183,18 +184,22 @@ pub struct Undo {
     /// until the create commits).
     pub made_dir: bool,
     /// Files we wrote into the rootfs (the container's `ld.so.cache`, its `ld.so.conf.d`
-    /// entry), in the order written.
+    /// entry), in the order written, and the image's symlinks we pointed elsewhere.
     #[serde(default)]
     pub written_files: Vec<WrittenFile>,
 }
 
-/// A file we wrote into the rootfs, and what a failed create puts back there.
+/// A file we wrote into the rootfs, or a symlink of the image's we pointed at a driver
+/// library, and what a failed create puts back there.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WrittenFile {
     /// Inside the rootfs.
     pub path: PathBuf,
     /// The image's own file we replaced; `None`: there was none, ours is removed.
     pub replaced: Option<SavedFile>,
+    /// Set for a symlink of the image's: where it pointed (`replaced` is then `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
 }
 
 /// A copy of an image's file, in the bundle's [`ARTIFACTS_DIR`].
@@ -217,6 +222,24 @@ impl Undo {
 
 /// Puts back the image's file `written` replaced, or removes ours where there was none.
 pub(crate) fn restore_written(rootfs: &Rootfs, artifacts: Option<&Path>, written: &WrittenFile) {
+    if let Some(target) = &written.link_target {
+        // Only a symlink (ours, or the image's unchanged) is replaced, an absent one made
+        // again: never anything else that is there now, and no directory is made for it.
+        if rootfs
+            .missing(&written.path)
+            .iter()
+            .any(|p| *p != written.path)
+        {
+            return;
+        }
+        if let Err(err) = rootfs.symlink(&written.path, target) {
+            tracing::warn!(
+                "cannot point the image's {} back at {target}: {err}",
+                written.path.display()
+            );
+        }
+        return;
+    }
     let Some(saved) = &written.replaced else {
         rootfs.remove_file(&written.path);
         return;
@@ -362,20 +385,44 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         }
     }
     // Known before anything is made, so the record written first covers a create killed
-    // half-way: a link we make is one whose path did not exist.
+    // half-way: a link we make is one whose path did not exist; one of the image's we point
+    // elsewhere has its old target recorded, to be put back.
     let created_links: Vec<PathBuf> = edits
         .symlinks
         .iter()
         .filter(|l| new_paths.contains(&l.link))
         .map(|l| l.link.clone())
         .collect();
+    let mut replaced_links = Vec::new();
+    let mut image_links_kept: Vec<PathBuf> = Vec::new();
+    for link in edits
+        .symlinks
+        .iter()
+        .filter(|l| !new_paths.contains(&l.link))
+    {
+        let Some(target) = rootfs.link_target(&link.link)? else {
+            continue;
+        };
+        if target == link.target.as_str() {
+            continue;
+        }
+        match target.into_string() {
+            Ok(target) => replaced_links.push(WrittenFile {
+                path: link.link.clone(),
+                replaced: None,
+                link_target: Some(target),
+            }),
+            // The record is JSON: a target it cannot hold could not be put back.
+            Err(_) => image_links_kept.push(link.link.clone()),
+        }
+    }
     let mut undo = Undo {
         bundle: bundle.to_owned(),
         original: before,
         created_links,
         new_paths,
         made_dir: false,
-        written_files: Vec::new(),
+        written_files: replaced_links,
     };
     bundle::begin(bundle, original, &mut undo)?;
 
@@ -383,6 +430,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         let links: Vec<(&Path, &str)> = edits
             .symlinks
             .iter()
+            .filter(|l| !image_links_kept.contains(&l.link))
             .map(|l| (l.link.as_path(), l.target.as_str()))
             .collect();
         let outcomes = rootfs.symlinks(&links)?;
@@ -437,9 +485,12 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
 /// `ldconfig -p` see them — without running ldconfig in the container. Written into the rootfs
 /// as a regular file, with an `ld.so.conf.d` entry naming the libraries' dirs, so that the
 /// container may run `ldconfig` itself (it replaces the cache by rename, which a mount point
-/// refuses with EBUSY) and still find them. Where the rootfs cannot take the file (not
-/// writable from the host; something other than a regular file at the path), the cache is
-/// bind-mounted from the bundle instead: returns that file.
+/// refuses with EBUSY) and still find them. Where the rootfs cannot be written from the host at
+/// all, or the image has a FIFO or a device node there, the cache is bind-mounted from the
+/// bundle instead: returns that file. Where the image has a symlink, a directory or a file too
+/// big to copy whole there, or an `/etc` that leads nowhere inside the rootfs, nothing is
+/// written or mounted there: a mount cannot go over those (libcontainer refuses to follow the
+/// link), and a write would have to go through them.
 fn write_ld_cache(
     bundle: &Path,
     rootfs: &Rootfs,
@@ -447,14 +498,26 @@ fn write_ld_cache(
     undo: &mut Undo,
 ) -> Result<Option<PathBuf>, InjectError> {
     let cache_path = Path::new(LD_SO_CACHE);
-    let image_file = match rootfs.read(cache_path) {
-        Ok(file) => file,
-        Err(err) => {
-            tracing::warn!(
-                "{err}: not read; the container's cache lists the injected libraries only"
-            );
-            None
-        }
+    let without_cache = |why: &dyn std::fmt::Display| {
+        tracing::warn!(
+            "the container gets no /etc/ld.so.cache from nvidia-runtime ({why}): the loader \
+             still finds the injected libraries in the image's library dir, but `ldconfig -p` \
+             does not list them"
+        );
+        Ok(None)
+    };
+    let kind = match rootfs.kind(cache_path) {
+        Ok(kind) => kind,
+        Err(err) => return without_cache(&err),
+    };
+    let image_file = match kind {
+        FileKind::Absent | FileKind::Special(_) => None,
+        FileKind::File => match rootfs.read(cache_path) {
+            Ok(file) => file,
+            Err(err) => return without_cache(&err),
+        },
+        FileKind::Directory => return without_cache(&"the image has a directory there"),
+        FileKind::Symlink => return without_cache(&"the image has a symbolic link there"),
     };
     let mut cache = match &image_file {
         // The empty mount point libcontainer left for our cache when an earlier version
@@ -478,44 +541,50 @@ fn write_ld_cache(
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
     })?;
 
-    let kind = rootfs
-        .kind(cache_path)
-        .unwrap_or(FileKind::Special("unreadable"));
-    let replaced = match (kind, &image_file) {
-        (FileKind::Absent, _) => Some(None),
-        (FileKind::File, Some(file)) => Some(Some(file)),
-        // a symlink, a directory, a FIFO...: not ours to replace; libcontainer's mount goes
-        // over it without opening it
-        _ => None,
-    };
-    if let Some(replaced) = replaced {
-        match write_into_rootfs(bundle, rootfs, cache_path, &bytes, replaced, undo) {
-            Ok(()) => {
-                write_ld_so_conf_entry(bundle, rootfs, edits, undo);
-                return Ok(None);
-            }
-            Err(WriteIn::Bundle(err)) => return Err(err),
-            Err(WriteIn::Rootfs(err)) if err.is_not_writable() => {
-                tracing::debug!("the container's ld.so.cache is mounted, not written: {err}")
-            }
-            Err(WriteIn::Rootfs(err)) => {
-                tracing::warn!("the container's ld.so.cache is mounted, not written: {err}")
-            }
-        }
-    } else {
-        tracing::debug!(
-            ?kind,
-            "the image's /etc/ld.so.cache is not a regular file; the container's is mounted over it"
+    if let FileKind::Special(what) = kind {
+        // A mount goes over a FIFO or a device node without opening it, and keeps the
+        // container's loader from opening it (a FIFO would hang every program); never replaced.
+        tracing::warn!(
+            "the image has {what} at /etc/ld.so.cache: never opened; the container's cache, \
+             listing the injected libraries only, is mounted over it"
         );
+        return cache_to_mount(bundle, &bytes).map(Some);
     }
+    match write_into_rootfs(
+        bundle,
+        rootfs,
+        cache_path,
+        &bytes,
+        image_file.as_ref(),
+        undo,
+    ) {
+        Ok(()) => {
+            write_ld_so_conf_entry(bundle, rootfs, edits, undo);
+            return Ok(None);
+        }
+        Err(WriteIn::Bundle(err)) => return Err(err),
+        // Only a regular file, or nothing, is there: libcontainer's mount can go over it
+        // (or make its mount point) without following anything of the image's.
+        Err(WriteIn::Rootfs(err)) if err.is_not_writable() => {
+            tracing::debug!("the container's ld.so.cache is mounted, not written: {err}")
+        }
+        // Something in the way on the path (an `/etc` that is a symlink out of the rootfs, or
+        // a file): a mount would meet it too.
+        Err(WriteIn::Rootfs(err)) => return without_cache(&err),
+    }
+    cache_to_mount(bundle, &bytes).map(Some)
+}
 
+/// Writes the container's cache into the bundle, to be bind-mounted over its
+/// `/etc/ld.so.cache`: returns that file.
+fn cache_to_mount(bundle: &Path, bytes: &[u8]) -> Result<PathBuf, InjectError> {
     let dir = create_artifacts_dir(bundle)?;
     let path = dir.join("ld.so.cache");
     std::fs::write(&path, bytes).map_err(|source| InjectError::Write {
         path: path.clone(),
         source,
     })?;
-    Ok(Some(path))
+    Ok(path)
 }
 
 enum WriteIn {
@@ -523,8 +592,8 @@ enum WriteIn {
     Rootfs(RootfsError),
 }
 
-/// Our directory in the bundle: a real one of ours (never followed elsewhere), 0700 — it
-/// holds copies of the image's files, whatever their mode was.
+/// Our directory in the bundle: a real one of ours (never followed elsewhere), not listable
+/// by others; the copies of the image's files in it are 0600, whatever their mode was.
 fn create_artifacts_dir(bundle: &Path) -> Result<PathBuf, InjectError> {
     bundle::create_artifacts_dir(bundle)
 }
@@ -548,7 +617,16 @@ fn write_into_rootfs(
                 path.file_name().unwrap_or_default().to_string_lossy()
             );
             let copy = dir.join(&saved_as);
-            std::fs::write(&copy, &file.bytes).map_err(|source| {
+            // Readable by root only: the image's file may be one only root may read, and the
+            // bundle is often readable by all. Made anew, so an older copy's mode is not kept.
+            let _ = std::fs::remove_file(&copy);
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&copy)
+                .and_then(|mut out| std::io::Write::write_all(&mut out, &file.bytes));
+            written.map_err(|source| {
                 WriteIn::Bundle(InjectError::Write {
                     path: copy.clone(),
                     source,
@@ -576,10 +654,13 @@ fn write_into_rootfs(
     undo.written_files.push(WrittenFile {
         path: path.to_owned(),
         replaced: saved.clone(),
+        link_target: None,
     });
     bundle::record_progress(bundle, undo).map_err(WriteIn::Bundle)?;
     if let Err(err) = rootfs.write_file(path, bytes, mode, owner) {
         undo.written_files.pop();
+        // Nothing was written: a later undo must not put anything there either.
+        let _ = bundle::record_progress(bundle, undo);
         if let Some(saved) = &saved {
             let _ = std::fs::remove_file(bundle.join(ARTIFACTS_DIR).join(&saved.saved_as));
         }

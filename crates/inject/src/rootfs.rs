@@ -39,6 +39,12 @@ pub enum RootfsError {
     Reopen { path: PathBuf, reason: String },
     #[error("{path} in the container rootfs is {kind}, not a regular file")]
     NotAFile { path: PathBuf, kind: &'static str },
+    #[error("{path} in the container rootfs is bigger than {limit} bytes ({size} bytes)")]
+    TooBig {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error(
         "the image's /dev is a symbolic link (to {target}): GPU devices are only injected into a \
          /dev directory; make /dev a directory in the image"
@@ -104,8 +110,8 @@ pub struct FileContent {
     pub gid: u32,
 }
 
-/// Files bigger than this are not an `ld.so.cache` we want to parse.
-const MAX_READ: u64 = 64 << 20;
+/// Files bigger than this are not an `ld.so.cache` we want to parse, nor copy aside.
+pub const MAX_READ: u64 = 64 << 20;
 
 pub struct Rootfs {
     root: OwnedFd,
@@ -160,7 +166,8 @@ impl Rootfs {
 
     /// The image's regular file at `path` (symlinks followed within the rootfs), or `None`
     /// when absent. Anything else there (a FIFO, a device node, a directory) is never opened:
-    /// [`RootfsError::NotAFile`].
+    /// [`RootfsError::NotAFile`]. A file over [`MAX_READ`] is [`RootfsError::TooBig`], never
+    /// a truncated copy: whoever saves what it read must be able to put back all of it.
     pub fn read(&self, path: &Path) -> Result<Option<FileContent>, RootfsError> {
         let handle = match self.resolve(path, OFlag::O_PATH) {
             Ok(fd) => fd,
@@ -176,6 +183,14 @@ impl Rootfs {
                 kind: describe(kind),
             });
         }
+        let too_big = |size: u64| RootfsError::TooBig {
+            path: path.to_owned(),
+            size,
+            limit: MAX_READ,
+        };
+        if stat.st_size as u64 > MAX_READ {
+            return Err(too_big(stat.st_size as u64));
+        }
         // The handle pins the inode that was checked: the reopen cannot reach another file.
         let file = pathrs::Handle::from_fd(handle)
             .reopen(pathrs::flags::OpenFlags::O_RDONLY)
@@ -184,13 +199,19 @@ impl Rootfs {
                 reason: err.to_string(),
             })?;
         let mut bytes = Vec::new();
-        file.take(MAX_READ).read_to_end(&mut bytes).map_err(|err| {
-            self.error(
-                "read",
-                path,
-                Errno::from_raw(err.raw_os_error().unwrap_or(0)),
-            )
-        })?;
+        // One byte more than allowed: a file that grew since the fstat is refused too.
+        file.take(MAX_READ + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|err| {
+                self.error(
+                    "read",
+                    path,
+                    Errno::from_raw(err.raw_os_error().unwrap_or(0)),
+                )
+            })?;
+        if bytes.len() as u64 > MAX_READ {
+            return Err(too_big(bytes.len() as u64));
+        }
         Ok(Some(FileContent {
             bytes,
             mode: stat.st_mode & 0o7777,
@@ -215,6 +236,23 @@ impl Rootfs {
             Ok(stat) => Ok(FileKind::of(stat.st_mode)),
             Err(Errno::ENOENT) => Ok(FileKind::Absent),
             Err(source) => Err(self.error("inspect", path, source)),
+        }
+    }
+
+    /// Where the symlink at `path` points (its last component not followed), or `None` when
+    /// there is no symlink there.
+    pub fn link_target(&self, path: &Path) -> Result<Option<std::ffi::OsString>, RootfsError> {
+        if self.kind(path)? != FileKind::Symlink {
+            return Ok(None);
+        }
+        let (parent, name) = split_plain(path)?;
+        let dir = self
+            .resolve(&parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .map_err(|source| self.error("open", &parent, source))?;
+        match readlinkat(Some(dir.as_raw_fd()), name.as_path()) {
+            Ok(target) => Ok(Some(target)),
+            Err(Errno::ENOENT | Errno::EINVAL) => Ok(None),
+            Err(source) => Err(self.error("read link", path, source)),
         }
     }
 
@@ -407,13 +445,12 @@ impl Rootfs {
 
     /// The components of `path` that do not exist yet, shallowest first (`/a/b/c` where only
     /// `/a` exists: `/a/b`, `/a/b/c`): what a create may add there, and a failed one must take
-    /// away again (see [`Rootfs::remove_if_empty`]).
+    /// away again (see [`Rootfs::remove_if_empty`]). Each path's last component is not
+    /// followed: a dangling symlink is the image's, not missing.
     pub fn missing(&self, path: &Path) -> Vec<PathBuf> {
         let mut missing = Vec::new();
         let mut current = path.to_path_buf();
-        while current != Path::new("/")
-            && matches!(self.resolve(&current, OFlag::O_PATH), Err(Errno::ENOENT))
-        {
+        while current != Path::new("/") && matches!(self.kind(&current), Ok(FileKind::Absent)) {
             missing.push(current.clone());
             if !current.pop() {
                 break;
@@ -725,6 +762,45 @@ mod tests {
         assert_eq!(
             std::fs::read_link(rootfs.join("new/dir/libx.so.1")).unwrap(),
             PathBuf::from("libx.so.1.1")
+        );
+    }
+
+    #[test]
+    fn dangling_links_are_the_images_not_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        symlink("/gone/libcuda.so.1", dir.path().join("lib/libcuda.so.1")).unwrap();
+        symlink("/gone", dir.path().join("opt")).unwrap();
+        let root = Rootfs::open(dir.path()).unwrap();
+        assert_eq!(
+            root.missing(Path::new("/lib/libcuda.so.1")),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(
+            root.link_target(Path::new("/lib/libcuda.so.1")).unwrap(),
+            Some("/gone/libcuda.so.1".into())
+        );
+        assert_eq!(root.link_target(Path::new("/lib")).unwrap(), None);
+        assert_eq!(root.link_target(Path::new("/lib/absent")).unwrap(), None);
+        // below a dangling link: missing up to it, not the link itself
+        assert_eq!(
+            root.missing(Path::new("/opt/x/y")),
+            vec![PathBuf::from("/opt/x"), PathBuf::from("/opt/x/y")]
+        );
+    }
+
+    #[test]
+    fn a_file_too_big_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("big")).unwrap();
+        file.set_len(MAX_READ + 1).unwrap();
+        std::fs::write(dir.path().join("limit"), vec![1u8; MAX_READ as usize]).unwrap();
+        let root = Rootfs::open(dir.path()).unwrap();
+        let err = root.read(Path::new("/big")).unwrap_err();
+        assert!(matches!(err, RootfsError::TooBig { .. }), "{err}");
+        assert_eq!(
+            root.read(Path::new("/limit")).unwrap().unwrap().bytes.len() as u64,
+            MAX_READ
         );
     }
 

@@ -488,7 +488,7 @@ fn our_dir_is_private_and_never_followed() {
         .unwrap()
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(mode & 0o777, 0o711);
     outcome.rollback();
 
     // a symlink to a host dir: refused, naming it; the host dir and config.json untouched
@@ -588,4 +588,105 @@ fn a_forged_pending_record_restores_only_into_the_bundles_rootfs() {
     let mode = std::fs::metadata(&restored).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o755);
     outcome.rollback();
+}
+
+#[test]
+fn the_image_links_we_repoint_are_put_back_also_after_a_kill() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let libdir = bundle.join("rootfs/usr/lib/x86_64-linux-gnu");
+    symlink("/opt/stub/libcuda.so.1", libdir.join("libcuda.so.1")).unwrap();
+    symlink(
+        "/opt/gone/libnvidia-ml.so.1",
+        libdir.join("libnvidia-ml.so.1"),
+    )
+    .unwrap();
+    let links = |libdir: &Path| {
+        ["libcuda.so.1", "libnvidia-ml.so.1"].map(|name| std::fs::read_link(libdir.join(name)).ok())
+    };
+    let before = links(&libdir);
+
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    let during = links(&libdir);
+    assert!(
+        during[0]
+            .as_ref()
+            .is_some_and(|t| t.to_string_lossy().starts_with("libcuda.so.580")),
+        "{during:?}"
+    );
+    outcome.rollback();
+    assert_eq!(links(&libdir), before, "a failed create puts them back");
+
+    // A create killed after it re-pointed them: the next create undoes it from the record.
+    inject_bundle(&bundle, &config(&root)).unwrap();
+    let record_path = bundle.join(".nvidia-runtime/record.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["owner"]["pid"] = serde_json::json!(999_999_999);
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    outcome.rollback();
+    assert_eq!(links(&libdir), before, "after a kill too");
+    assert!(!bundle.join(".nvidia-runtime").exists());
+}
+
+#[test]
+fn an_image_cache_that_is_not_a_plain_file_is_left_alone() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let host = dir.path().join("host-cache");
+    std::fs::write(&host, "host's own").unwrap();
+    let bundle = bundle(dir.path(), &["NVIDIA_VISIBLE_DEVICES=0"]);
+    let etc = bundle.join("rootfs/etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let cache = etc.join("ld.so.cache");
+    let big = vec![7u8; (inject::rootfs::MAX_READ + 1) as usize];
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    let cases: [(&str, Make); 4] = [
+        (
+            "dangling link",
+            Box::new(|| symlink("/gone", &cache).unwrap()),
+        ),
+        ("link out", Box::new(|| symlink(&host, &cache).unwrap())),
+        (
+            "directory",
+            Box::new(|| std::fs::create_dir(&cache).unwrap()),
+        ),
+        (
+            "too big",
+            Box::new(|| std::fs::write(&cache, &big).unwrap()),
+        ),
+    ];
+    for (what, make) in cases {
+        let _ = std::fs::remove_dir(&cache);
+        let _ = std::fs::remove_file(&cache);
+        make();
+        let before = std::fs::symlink_metadata(&cache).unwrap();
+        let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+        let mounts = spec_of(&bundle)["mounts"].to_string();
+        assert!(!mounts.contains("ld.so.cache"), "{what}: not mounted over");
+        let now = std::fs::symlink_metadata(&cache).unwrap();
+        assert_eq!(
+            (now.file_type(), now.len(), now.modified().unwrap()),
+            (before.file_type(), before.len(), before.modified().unwrap()),
+            "{what}: not written"
+        );
+        assert!(
+            !bundle.join(".nvidia-runtime/image-ld.so.cache").exists(),
+            "{what}: no copy of it"
+        );
+        outcome.rollback();
+        assert_eq!(
+            std::fs::symlink_metadata(&cache).unwrap().len(),
+            before.len()
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&host).unwrap(), "host's own");
 }
