@@ -857,3 +857,45 @@ freeze_dir() { if cgroup_v2_only; then echo 1 >"$1/cgroup.freeze"; else echo FRO
 thaw_dir() { if cgroup_v2_only; then echo 0 >"$1/cgroup.freeze"; else echo THAWED >"$1/freezer.state"; fi; }
 # bundle_cgroup_path DIR : the cgroupsPath of bundle DIR.
 bundle_cgroup_path() { bundle_get "$1" 'c["linux"]["cgroupsPath"]'; }
+
+# ---------------------------------------------------------------------------
+# Simulated NVIDIA host (tests/fixtures/make-driver-root.sh) for GPU tests.
+
+# sim_host N CACHE : a driver root with N GPUs at $SIM (driver 580.159.04; GPU i has minor i
+# and UUID `uuid_of i`), and a config naming it exported as NVIDIA_CTK_CONFIG_FILE_PATH, with
+# `inventory-cache = CACHE` ("" = off).
+sim_host() {
+    SIM=$TEST_TMP/sim
+    bash "$REPO/tests/fixtures/make-driver-root.sh" "$1" "$SIM" || die "make-driver-root.sh failed"
+    export NVIDIA_CTK_CONFIG_FILE_PATH=$TEST_TMP/nvidia-runtime.toml
+    printf '[nvidia-container-cli]\nroot = "%s"\n[nvidia-runtime]\nproc-root = "%s"\ninventory-cache = "%s"\n' \
+        "$SIM" "$SIM" "$2" >"$NVIDIA_CTK_CONFIG_FILE_PATH"
+}
+uuid_of() { printf 'GPU-4e565349-4d00-4000-8000-%012x\n' "$1"; }
+# smi_lines INDEX... : what the fake nvidia-smi prints when it sees these GPUs (bus order)
+smi_lines() {
+    local k=0 i
+    for i in "$@"; do echo "GPU $k: NVIDIA H100 80GB HBM3 (UUID: $(uuid_of "$i"))"; k=$((k + 1)); done
+}
+# What $TEST_TMP/probe prints when the simulated libcuda is found and works.
+PROBE_OK="version=13000 marker=nvsim-libcuda"
+# build_probe : $TEST_TMP/probe [LIB], which dlopens LIB (default libcuda.so.1) and calls what
+# the simulated driver exports.
+build_probe() {
+    cat >"$TEST_TMP/probe.c" <<'C'
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    const char *name = argc > 1 ? argv[1] : "libcuda.so.1";
+    void *h = dlopen(name, RTLD_NOW);
+    if (!h) { printf("dlopen-failed: %s\n", dlerror()); return 1; }
+    int (*ver)(int *) = (int (*)(int *))dlsym(h, "cuDriverGetVersion");
+    const char *(*marker)(void) = (const char *(*)(void))dlsym(h, "nvsim_marker");
+    int v = -1;
+    if (ver && ver(&v) != 0) v = -2;
+    printf("version=%d marker=%s\n", v, marker ? marker() : "(none)");
+    return 0;
+}
+C
+    gcc -O2 -o "$TEST_TMP/probe" "$TEST_TMP/probe.c" || die "cannot compile probe.c"
+}

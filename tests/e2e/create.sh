@@ -22,16 +22,7 @@ need_cmd gcc gcc
 need_cmd ldconfig libc-bin
 need_cmd sha256sum coreutils
 
-SIM=$TEST_TMP/sim
-bash "$REPO/tests/fixtures/make-driver-root.sh" 8 "$SIM" || die "make-driver-root.sh failed"
-export NVIDIA_CTK_CONFIG_FILE_PATH=$TEST_TMP/nvidia-runtime.toml
-cat >"$NVIDIA_CTK_CONFIG_FILE_PATH" <<EOF
-[nvidia-container-cli]
-root = "$SIM"
-[nvidia-runtime]
-proc-root = "$SIM"
-inventory-cache = "$TEST_TMP/inventory-cache"
-EOF
+sim_host 8 "$TEST_TMP/inventory-cache"
 HANDOVER_ENV=_NVIDIA_RUNTIME_INJECTED_FD
 ALL_NODES=$(printf '/dev/nvidia%d\n' 0 1 2 3 4 5 6 7)
 

@@ -44,46 +44,14 @@ NET=(--network=none)
 
 # --- the simulated host -------------------------------------------------------
 
-SIM=$TEST_TMP/sim
-bash "$REPO/tests/fixtures/make-driver-root.sh" 8 "$SIM" || die "make-driver-root.sh failed"
-export NVIDIA_CTK_CONFIG_FILE_PATH=$TEST_TMP/nvidia-runtime.toml
-cat >"$NVIDIA_CTK_CONFIG_FILE_PATH" <<EOF
-[nvidia-container-cli]
-root = "$SIM"
-[nvidia-runtime]
-proc-root = "$SIM"
-inventory-cache = "$TEST_TMP/inventory-cache"
-EOF
+sim_host 8 "$TEST_TMP/inventory-cache"
 
-uuid_of() { printf 'GPU-4e565349-4d00-4000-8000-%012x\n' "$1"; }
-# smi_lines INDEX... : what the fake nvidia-smi prints when it sees these GPUs (bus order)
-smi_lines() {
-    local k=0 i
-    for i in "$@"; do echo "GPU $k: NVIDIA H100 80GB HBM3 (UUID: $(uuid_of "$i"))"; k=$((k + 1)); done
-}
 ALL_NODES=$(printf '/dev/nvidia%d\n' 0 1 2 3 4 5 6 7)
 ALL_SMI=$(smi_lines 0 1 2 3 4 5 6 7)
-PROBE_OK="version=13000 marker=nvsim-libcuda"
 
 # --- the image: busybox + glibc + ldconfig + probe, no NVIDIA file -----------
 
-cat >"$TEST_TMP/probe.c" <<'EOF'
-/* probe [LIB]: dlopen LIB (default libcuda.so.1) and call what the simulated driver exports. */
-#include <dlfcn.h>
-#include <stdio.h>
-int main(int argc, char **argv) {
-    const char *name = argc > 1 ? argv[1] : "libcuda.so.1";
-    void *h = dlopen(name, RTLD_NOW);
-    if (!h) { printf("dlopen-failed: %s\n", dlerror()); return 1; }
-    int (*ver)(int *) = (int (*)(int *))dlsym(h, "cuDriverGetVersion");
-    const char *(*marker)(void) = (const char *(*)(void))dlsym(h, "nvsim_marker");
-    int v = -1;
-    if (ver && ver(&v) != 0) v = -2;
-    printf("version=%d marker=%s\n", v, marker ? marker() : "(none)");
-    return 0;
-}
-EOF
-gcc -O2 -o "$TEST_TMP/probe" "$TEST_TMP/probe.c" || die "cannot compile probe.c"
+build_probe
 
 GLIBC_IMAGE=$TEST_TMP/.glibc-image
 make_busybox_rootfs "$GLIBC_IMAGE"

@@ -44,12 +44,7 @@ write_config() {
 export NVIDIA_CTK_CONFIG_FILE_PATH=$TEST_TMP/nvidia-runtime.toml
 write_config "$NVIDIA_CTK_CONFIG_FILE_PATH" "$SIM" "$SIM"
 
-uuid_of() { printf 'GPU-4e565349-4d00-4000-8000-%012x\n' "$1"; }
 BUSES=(0000:18:00.0 0000:2a:00.0 0000:3a:00.0 0000:5d:00.0)
-smi_lines() {
-    local k=0 i
-    for i in "$@"; do echo "GPU $k: NVIDIA H100 80GB HBM3 (UUID: $(uuid_of "$i"))"; k=$((k + 1)); done
-}
 
 IMAGE=$TEST_TMP/.image
 make_busybox_rootfs "$IMAGE"

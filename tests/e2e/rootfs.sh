@@ -49,37 +49,11 @@ need_cmd prlimit util-linux
 VERSION=580.159.04
 GNU=/usr/lib/x86_64-linux-gnu
 
-SIM=$TEST_TMP/sim
-bash "$REPO/tests/fixtures/make-driver-root.sh" 2 "$SIM" || die "make-driver-root.sh failed"
-export NVIDIA_CTK_CONFIG_FILE_PATH=$TEST_TMP/nvidia-runtime.toml
-cat >"$NVIDIA_CTK_CONFIG_FILE_PATH" <<EOF
-[nvidia-container-cli]
-root = "$SIM"
-[nvidia-runtime]
-proc-root = "$SIM"
-inventory-cache = ""
-EOF
-PROBE_OK="version=13000 marker=nvsim-libcuda"
+sim_host 2 ""
 
 # --- images --------------------------------------------------------------------
 
-cat >"$TEST_TMP/probe.c" <<'EOF'
-/* probe [LIB]: dlopen LIB (default libcuda.so.1) and call what the simulated driver exports. */
-#include <dlfcn.h>
-#include <stdio.h>
-int main(int argc, char **argv) {
-    const char *name = argc > 1 ? argv[1] : "libcuda.so.1";
-    void *h = dlopen(name, RTLD_NOW);
-    if (!h) { printf("dlopen-failed: %s\n", dlerror()); return 1; }
-    int (*ver)(int *) = (int (*)(int *))dlsym(h, "cuDriverGetVersion");
-    const char *(*marker)(void) = (const char *(*)(void))dlsym(h, "nvsim_marker");
-    int v = -1;
-    if (ver && ver(&v) != 0) v = -2;
-    printf("version=%d marker=%s\n", v, marker ? marker() : "(none)");
-    return 0;
-}
-EOF
-gcc -O2 -o "$TEST_TMP/probe" "$TEST_TMP/probe.c" || die "cannot compile probe.c"
+build_probe
 echo 'const char *nvsim_marker(void) { return "hello"; }' >"$TEST_TMP/hello.c"
 gcc -shared -fPIC -nostdlib -o "$TEST_TMP/libhello.so.1" -Wl,-soname,libhello.so.1 "$TEST_TMP/hello.c" \
     || die "cannot compile libhello"
