@@ -12,15 +12,11 @@
 //! so it runs on a second thread while this one does the work that needs no container:
 //! the GPU injection of `create` and `run`. The exec then replaces both threads.
 
-use std::ffi::OsString;
 use std::fs::File;
 
 use anyhow::{anyhow, Context, Result};
 
 use crate::cli::Command;
-
-/// Environment entries for the sealed process.
-pub type Env = Vec<(OsString, OsString)>;
 
 pub fn needs_sealed_binary(command: &Command) -> bool {
     matches!(
@@ -37,18 +33,18 @@ pub fn is_sealed() -> bool {
 }
 
 /// Re-execs this process's argv from a sealed copy of the binary. `meanwhile` runs while the
-/// copy is made; the environment entries it returns are passed to the sealed process. Returns
+/// copy is made, and what it did is found on disk by the sealed process. Returns
 /// only on failure: of `meanwhile` (its error), or of the copy or the exec (then `undo` is
 /// called with what `meanwhile` returned, since nobody else will act on it).
 pub fn reexec_sealed<T>(
-    meanwhile: impl FnOnce() -> Result<(T, Env)>,
+    meanwhile: impl FnOnce() -> Result<T>,
     undo: impl FnOnce(T),
 ) -> anyhow::Error {
     let copier = std::thread::spawn(|| -> Result<pentacle::SealedCommand> {
         let mut exe = File::open("/proc/self/exe").context("cannot open /proc/self/exe")?;
         pentacle::SealedCommand::new(&mut exe).context("cannot make a sealed copy of the binary")
     });
-    let (done, env) = match meanwhile() {
+    let done = match meanwhile() {
         Ok(prepared) => prepared,
         Err(err) => return err,
     };
@@ -67,7 +63,7 @@ pub fn reexec_sealed<T>(
     if let Some(arg0) = args.next() {
         std::os::unix::process::CommandExt::arg0(&mut *command, arg0);
     }
-    command.args(args).envs(env);
+    command.args(args);
     let err = std::os::unix::process::CommandExt::exec(&mut *command);
     undo(done);
     anyhow!(err).context("cannot re-exec from a sealed copy of the binary")

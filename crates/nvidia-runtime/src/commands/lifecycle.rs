@@ -13,7 +13,7 @@ use liboci_cli::{Create, Delete, GlobalOpts, Pause, Resume, Run, Start};
 use super::executor::RuncWordingExecutor;
 use super::{foreground, tty};
 use crate::cli::{root_dir, Kill};
-use crate::{gpu, logging, protect, state};
+use crate::{gpu, logging, state};
 
 /// What `create` and `run` share: inject GPUs into the bundle, then build the container.
 struct CreateRequest<'a> {
@@ -52,9 +52,8 @@ pub fn inject_before_reexec(
     id: &str,
     bundle: &Path,
     global: &GlobalOpts,
-) -> Result<(gpu::Injection, protect::Env)> {
-    let (_, injection) = check_and_inject(id, bundle, global)?;
-    Ok((injection, Vec::new()))
+) -> Result<gpu::Injection> {
+    check_and_inject(id, bundle, global).map(|(_, injection)| injection)
 }
 
 fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Container> {

@@ -13,21 +13,20 @@ use anyhow::{bail, Result};
 use liboci_cli::{CommonCmd, GlobalOpts};
 
 use crate::cli::Command;
-use crate::{gpu, protect};
+use crate::gpu;
 
 /// What `create` and `run` do before the sealed re-exec (see `protect.rs`): the GPU injection,
-/// handed to the sealed process through the environment entries returned. Nothing for `exec`.
+/// which the sealed process finds in the bundle. Nothing for `exec`.
 pub fn before_sealed_reexec(
     command: &Command,
     global: &GlobalOpts,
-) -> Result<(Option<gpu::Injection>, protect::Env)> {
+) -> Result<Option<gpu::Injection>> {
     let (id, bundle) = match command {
         Command::Create(args) => (&args.container_id, &args.bundle),
         Command::Common(CommonCmd::Run(args)) => (&args.container_id, &args.bundle),
-        _ => return Ok((None, Vec::new())),
+        _ => return Ok(None),
     };
-    let (injection, env) = lifecycle::inject_before_reexec(id, bundle, global)?;
-    Ok((Some(injection), env))
+    lifecycle::inject_before_reexec(id, bundle, global).map(Some)
 }
 
 pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
