@@ -8,12 +8,14 @@
 
 pub mod error;
 pub mod name;
+pub mod registry;
 pub mod spec;
 mod validate;
 pub mod version;
 
 pub use error::{Format, Problem, SpecError};
 pub use name::{is_qualified, NameError, QualifiedName};
+pub use registry::{Registry, RegistryError, ResolvedDevice, DEFAULT_SPEC_DIRS};
 pub use spec::{
     format_of, ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec,
     MAX_SPEC_BYTES,
