@@ -706,4 +706,19 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn file_count_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MAX_SPEC_FILES + 3 {
+            let body = spec(&format!("v.com/c{i}"), &["0"], "G=1");
+            fs::write(dir.path().join(format!("s{i:05}.json")), body).unwrap();
+        }
+        let reg = Registry::load(&[dir.path().into()]);
+        assert_eq!(reg.devices().len(), MAX_SPEC_FILES);
+        let errs: Vec<String> = reg.errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let want = format!("s{MAX_SPEC_FILES:05}.json and 2 more files were not read");
+        assert!(errs[0].contains(&want), "{errs:?}");
+    }
 }
