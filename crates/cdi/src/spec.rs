@@ -350,7 +350,7 @@ fn parse_json(bytes: &[u8], path: &Path) -> Result<Spec, SpecError> {
         path: path.to_owned(),
         format: Format::Json,
         line: (line > 0).then_some(line),
-        column: (line > 0).then_some(column),
+        column: (line > 0 && column > 0).then_some(column),
         field,
         message,
     })
