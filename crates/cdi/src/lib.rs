@@ -6,6 +6,7 @@
 //! [`ContainerEdits`] is the one currency of GPU injection: a CDI spec parses into it, the
 //! runtime's own planning produces it, and `cdi generate` serialises it.
 
+pub mod apply;
 pub mod spec;
 
 pub use spec::{ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec};
