@@ -10,6 +10,7 @@
 
 pub mod apply;
 pub mod bundle;
+pub mod cdi_hooks;
 pub mod config;
 pub mod driver_proc;
 pub mod plan;
