@@ -27,16 +27,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use crate::spec::{ContainerEdits, DeviceNode, Hook, IntelRdt};
-
-/// The OCI hook kinds a CDI hook may name (CDI spec, `hookName`).
-pub const HOOK_NAMES: [&str; 6] = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+use crate::HOOK_NAMES;
 
 /// Why edits could not be applied; nothing of them is then in the spec.
 #[derive(Debug, thiserror::Error)]

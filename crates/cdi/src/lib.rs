@@ -7,6 +7,17 @@
 //! runtime's own planning produces it, and `cdi generate` serialises it.
 
 pub mod apply;
+pub mod error;
+pub mod name;
 pub mod spec;
+mod validate;
+pub mod version;
 
-pub use spec::{ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec};
+pub use error::{Format, Problem, SpecError};
+pub use name::{is_qualified, NameError, QualifiedName};
+pub use spec::{
+    format_of, ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec,
+    MAX_SPEC_BYTES,
+};
+pub use validate::HOOK_NAMES;
+pub use version::{minimum_version, Version};
