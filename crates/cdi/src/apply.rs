@@ -49,7 +49,9 @@ pub enum ApplyError {
         given: String,
         found: String,
     },
-    #[error("device node {path}: invalid permissions {permissions:?} (any of r, w, m, or \"none\")")]
+    #[error(
+        "device node {path}: invalid permissions {permissions:?} (any of r, w, m, or \"none\")"
+    )]
     Permissions { path: String, permissions: String },
     #[error("unknown hook name {0:?} (known: prestart, createRuntime, createContainer, startContainer, poststart, poststop)")]
     HookName(String),
@@ -202,7 +204,10 @@ pub fn apply_with(
         .filter(|gid| *gid != 0)
         .collect();
     if !gids.is_empty() {
-        let list = array_at(object_at(object_at(root, "process"), "user"), "additionalGids");
+        let list = array_at(
+            object_at(object_at(root, "process"), "user"),
+            "additionalGids",
+        );
         for gid in gids {
             if !list.iter().any(|g| g.as_u64() == Some(u64::from(gid))) {
                 list.push(json!(gid));
@@ -220,8 +225,8 @@ fn oci_device(
     process_gid: Option<u64>,
     stat: &dyn Fn(&Path) -> std::io::Result<Option<HostNode>>,
 ) -> Result<(Value, Option<Value>), ApplyError> {
-    let host_path = PathBuf::from(node.host_path.as_deref().unwrap_or(&node.path));
-    let mut kind = node.kind.clone();
+    let host_path = PathBuf::from(node.host_path_or_path());
+    let mut kind = node.kind.clone().filter(|k| !k.is_empty());
     let (mut major, mut minor) = (node.major, node.minor);
     let mut file_mode = node.file_mode;
     let complete = kind
@@ -330,7 +335,10 @@ fn oci_intel_rdt(rdt: &IntelRdt) -> Value {
         }
     };
     put("closID", rdt.clos_id.as_ref().map(|v| json!(v)));
-    put("l3CacheSchema", rdt.l3_cache_schema.as_ref().map(|v| json!(v)));
+    put(
+        "l3CacheSchema",
+        rdt.l3_cache_schema.as_ref().map(|v| json!(v)),
+    );
     put("memBwSchema", rdt.mem_bw_schema.as_ref().map(|v| json!(v)));
     put("schemata", rdt.schemata.as_ref().map(|v| json!(v)));
     put("enableCMT", rdt.enable_cmt.map(|v| json!(v)));
@@ -631,7 +639,10 @@ mod tests {
             spec["linux"]["intelRdt"],
             json!({"closID": "gpu", "l3CacheSchema": "L3:0=ff"})
         );
-        assert_eq!(spec["linux"]["netDevices"], json!({"eth7": {"name": "net0"}}));
+        assert_eq!(
+            spec["linux"]["netDevices"],
+            json!({"eth7": {"name": "net0"}})
+        );
         assert_eq!(spec["unknown"]["kept"], json!([1, 2]));
 
         let bad = ContainerEdits {

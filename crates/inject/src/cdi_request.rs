@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use cdi::registry::Registry;
 use cdi::ContainerEdits;
+use registry::Registry;
 use serde_json::Value;
 
 use crate::cdi_hooks::{self, ContainerStep};
@@ -24,7 +24,7 @@ pub const NVIDIA_GPU_KIND: &str = "nvidia.com/gpu";
 #[derive(Debug, thiserror::Error)]
 pub enum CdiError {
     #[error(transparent)]
-    Registry(#[from] cdi::registry::RegistryError),
+    Registry(#[from] registry::RegistryError),
     #[error(
         "CDI spec {spec} is stale: {problems}; {fix}, so that it describes the host again",
         spec = spec.display()
@@ -73,7 +73,10 @@ pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolv
     let mut native: Vec<String> = Vec::new();
     let nvidia_specs = registry.has_kind(NVIDIA_GPU_KIND);
     for name in names {
-        match name.strip_prefix(NVIDIA_GPU_KIND).and_then(|n| n.strip_prefix('=')) {
+        match name
+            .strip_prefix(NVIDIA_GPU_KIND)
+            .and_then(|n| n.strip_prefix('='))
+        {
             Some(id) if !nvidia_specs => native.push(id.to_owned()),
             _ => resolved.names.push(name.clone()),
         }
@@ -212,7 +215,10 @@ pub fn ld_cache_entries(
     links: &[(String, PathBuf)],
     inventory: Option<&inventory::Inventory>,
 ) -> Vec<(String, PathBuf)> {
-    let in_folders = |path: &Path| path.parent().is_some_and(|dir| folders.iter().any(|f| f == dir));
+    let in_folders = |path: &Path| {
+        path.parent()
+            .is_some_and(|dir| folders.iter().any(|f| f == dir))
+    };
     let is_library = |name: &str| name.starts_with("lib") && name.contains(".so");
     let mut entries: Vec<(String, PathBuf)> = Vec::new();
     let mut add = |name: String, path: PathBuf| {
@@ -299,11 +305,139 @@ mod tests {
                 "libcuda.so.580.1".to_owned(),
                 PathBuf::from("/usr/lib64/libcuda.so.1"),
             ),
-            ("libcuda.so.1".to_owned(), PathBuf::from("/usr/lib64/libcuda.so")),
+            (
+                "libcuda.so.1".to_owned(),
+                PathBuf::from("/usr/lib64/libcuda.so"),
+            ),
         ];
         let entries = ld_cache_entries(&[PathBuf::from("/usr/lib64")], &edits, &links, None);
         let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["libcuda.so.580.1", "libcuda.so.1", "libcuda.so"]);
         assert_eq!(entries[1].1, PathBuf::from("/usr/lib64/libcuda.so.1"));
+    }
+}
+
+/// Stand-in for `cdi::registry` until it lands; same shape.
+mod registry {
+    use std::path::{Path, PathBuf};
+
+    use cdi::{ContainerEdits, Spec};
+
+    #[derive(Debug, thiserror::Error)]
+    pub enum RegistryError {
+        #[error(transparent)]
+        Spec(#[from] cdi::SpecError),
+        #[error("cannot read CDI spec {path}: {source}", path = path.display())]
+        Read {
+            path: PathBuf,
+            source: std::io::Error,
+        },
+        #[error("CDI device {name} is defined twice in one spec dir: in {} and {}", a.display(), b.display())]
+        Conflict {
+            name: String,
+            a: PathBuf,
+            b: PathBuf,
+        },
+        #[error(
+            "unresolvable CDI device {name}: no spec in {dirs} defines it; list the devices \
+             there with `nvidia-runtime cdi list`"
+        )]
+        Unresolvable { name: String, dirs: String },
+    }
+
+    pub struct Registry {
+        dirs: Vec<PathBuf>,
+        specs: Vec<(PathBuf, Spec, usize)>,
+    }
+
+    impl Registry {
+        pub fn load(dirs: &[PathBuf]) -> Result<Self, RegistryError> {
+            let mut specs = Vec::new();
+            for (rank, dir) in dirs.iter().enumerate() {
+                let Ok(entries) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                let mut files: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        matches!(
+                            p.extension().and_then(|e| e.to_str()),
+                            Some("json" | "yaml" | "yml")
+                        )
+                    })
+                    .collect();
+                files.sort();
+                for path in files {
+                    let bytes = std::fs::read(&path).map_err(|source| RegistryError::Read {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let spec = Spec::parse(&bytes, &path)?;
+                    specs.push((path, spec, rank));
+                }
+            }
+            Ok(Self {
+                dirs: dirs.to_vec(),
+                specs,
+            })
+        }
+
+        pub fn has_kind(&self, kind: &str) -> bool {
+            self.specs.iter().any(|(_, s, _)| s.kind == kind)
+        }
+
+        pub fn spec(&self, path: &Path) -> Option<&Spec> {
+            self.specs
+                .iter()
+                .find(|(p, _, _)| p == path)
+                .map(|(_, s, _)| s)
+        }
+
+        pub fn edits_for(
+            &self,
+            names: &[String],
+        ) -> Result<(ContainerEdits, Vec<PathBuf>), RegistryError> {
+            let mut edits = ContainerEdits::default();
+            let mut paths: Vec<PathBuf> = Vec::new();
+            let mut device_edits = Vec::new();
+            for name in names {
+                let (kind, device) = name.split_once('=').unwrap_or((name, ""));
+                let mut found: Option<(&PathBuf, &Spec, usize, &cdi::Device)> = None;
+                for (path, spec, rank) in &self.specs {
+                    if spec.kind != kind {
+                        continue;
+                    }
+                    if let Some(d) = spec.devices.iter().find(|d| d.name == device) {
+                        if let Some((p, _, r, _)) = found {
+                            if r == *rank {
+                                return Err(RegistryError::Conflict {
+                                    name: name.clone(),
+                                    a: p.clone(),
+                                    b: path.clone(),
+                                });
+                            }
+                        }
+                        found = Some((path, spec, *rank, d));
+                    }
+                }
+                let Some((path, spec, _, device)) = found else {
+                    let dirs: Vec<String> =
+                        self.dirs.iter().map(|d| d.display().to_string()).collect();
+                    return Err(RegistryError::Unresolvable {
+                        name: name.clone(),
+                        dirs: dirs.join(", "),
+                    });
+                };
+                if !paths.contains(path) {
+                    paths.push(path.clone());
+                    edits.append(&spec.container_edits);
+                }
+                device_edits.push(device.container_edits.clone());
+            }
+            for d in device_edits {
+                edits.append(&d);
+            }
+            Ok((edits, paths))
+        }
     }
 }

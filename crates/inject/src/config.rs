@@ -107,9 +107,7 @@ impl Default for Config {
             cuda_version: None,
             inventory_cache: Some(PathBuf::from(DEFAULT_INVENTORY_CACHE)),
             cdi_default_kind: DEFAULT_CDI_KIND.to_owned(),
-            cdi_annotation_prefixes: DEFAULT_CDI_ANNOTATION_PREFIXES
-                .map(str::to_owned)
-                .to_vec(),
+            cdi_annotation_prefixes: DEFAULT_CDI_ANNOTATION_PREFIXES.map(str::to_owned).to_vec(),
             cdi_spec_dirs: DEFAULT_CDI_SPEC_DIRS.map(PathBuf::from).to_vec(),
             warnings: Vec::new(),
         }
@@ -606,14 +604,23 @@ cuda-compat-mode = "ldconfig"
 "#;
         let config = Config::parse(text, Path::new("c.toml")).unwrap();
         assert_eq!(config.cdi_default_kind, "example.com/dev");
-        assert_eq!(config.cdi_annotation_prefixes, ["nvidia.cdi.k8s.io/", "x.io/"]);
+        assert_eq!(
+            config.cdi_annotation_prefixes,
+            ["nvidia.cdi.k8s.io/", "x.io/"]
+        );
         assert_eq!(config.cdi_spec_dirs, [PathBuf::from("/tmp/cdi")]);
         assert_eq!(
             config.warnings,
             ["unknown config key \"nvidia-container-runtime.modes.cdi.colour\" ignored"]
         );
 
-        for bad in ["gpu", "nvidia.com/", "nvidia.com/gpu=0", "-x.com/gpu", "a/b.c"] {
+        for bad in [
+            "gpu",
+            "nvidia.com/",
+            "nvidia.com/gpu=0",
+            "-x.com/gpu",
+            "a/b.c",
+        ] {
             let text = format!("[nvidia-container-runtime.modes.cdi]\ndefault-kind = {bad:?}\n");
             let err = Config::parse(&text, Path::new("/c.toml")).unwrap_err();
             assert!(matches!(err, ConfigError::CdiKind { .. }), "{bad}: {err}");

@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use bundle::{adopt, commit, write_config, BundleLock, Owner};
+pub use cdi_request::CdiError;
 pub use config::{Config, ConfigError};
 pub use plan::{Edits, PlanError};
-pub use cdi_request::CdiError;
 pub use request::{Asked, Devices, Request, RequestError};
 pub use require::RequireError;
 pub use rootfs::{FileKind, Rootfs, RootfsError};
@@ -327,10 +327,13 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         Some(asked) if !asked.cdi.is_empty() => cdi_request::resolve(&asked.cdi, config, &spec)?,
         _ => cdi_request::Resolved::default(),
     };
-    let native = match (asked.as_ref().and_then(|a| a.native.clone()), &resolved.native) {
+    let native = match (
+        asked.as_ref().and_then(|a| a.native.clone()),
+        resolved.native.clone(),
+    ) {
         (None, None) => None,
-        (Some(devices), None) | (None, Some(devices)) => Some(devices.clone()),
-        (Some(a), Some(b)) => Some(merge_devices(a, b.clone())),
+        (Some(devices), None) | (None, Some(devices)) => Some(devices),
+        (Some(a), Some(b)) => Some(merge_devices(a, b)),
     };
     let asked = asked.filter(|_| native.is_some() || !resolved.is_empty());
     let Some(asked) = asked else {
@@ -384,10 +387,7 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         require::check_gpus_readable(inventory, &request.devices)?;
         gpus = plan::select_gpus(inventory, &request.devices)?;
         if !request.disable_require {
-            require::check(
-                &request.requirements,
-                &require::Host::new(inventory, &gpus),
-            )?;
+            require::check(&request.requirements, &require::Host::new(inventory, &gpus))?;
         }
     }
 
@@ -549,11 +549,9 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
 
         apply::apply(&mut spec, &edits, cache_mount.as_deref());
         if !resolved.is_empty() {
-            cdi::apply::apply(&mut spec, &resolved.edits).map_err(|source| {
-                CdiError::Apply {
-                    names: resolved.names.join(","),
-                    source,
-                }
+            cdi::apply::apply(&mut spec, &resolved.edits).map_err(|source| CdiError::Apply {
+                names: resolved.names.join(","),
+                source,
             })?;
         }
         let summary = summarise(

@@ -87,11 +87,11 @@ impl std::fmt::Display for Source {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
     #[error(
-        "{source} mix the CDI name {name:?} with the plain device id {id:?}: name every device \
+        "{from} mix the CDI name {name:?} with the plain device id {id:?}: name every device \
          one way, e.g. {RUNTIME_KIND}={id} for this host's GPU {id}, or plain ids only"
     )]
     MixedNames {
-        source: Source,
+        from: Source,
         name: String,
         id: String,
     },
@@ -215,7 +215,10 @@ pub fn is_qualified(id: &str) -> bool {
 /// Native GPUs (plain ids and `runtime.nvidia.com/gpu=ID`) and CDI names. A list naming
 /// devices both ways is refused: NVIDIA's toolkit reads such a list in one mode only and
 /// silently drops the rest.
-fn split_names(names: Names, source: Source) -> Result<(Option<Devices>, Vec<String>), RequestError> {
+fn split_names(
+    names: Names,
+    source: Source,
+) -> Result<(Option<Devices>, Vec<String>), RequestError> {
     let ids = match names {
         Names::Native(devices) => return Ok((Some(devices), Vec::new())),
         Names::List(ids) => ids,
@@ -224,7 +227,7 @@ fn split_names(names: Names, source: Source) -> Result<(Option<Devices>, Vec<Str
     let named = ids.iter().find(|id| is_qualified(id));
     if let (Some(id), Some(name)) = (plain, named) {
         return Err(RequestError::MixedNames {
-            source,
+            from: source,
             name: name.clone(),
             id: id.clone(),
         });
@@ -232,7 +235,10 @@ fn split_names(names: Names, source: Source) -> Result<(Option<Devices>, Vec<Str
     let mut native: Vec<String> = Vec::new();
     let mut cdi: Vec<String> = Vec::new();
     for id in ids {
-        match id.strip_prefix(RUNTIME_KIND).and_then(|n| n.strip_prefix('=')) {
+        match id
+            .strip_prefix(RUNTIME_KIND)
+            .and_then(|n| n.strip_prefix('='))
+        {
             Some(gpu) => native.push(gpu.to_owned()),
             None if is_qualified(&id) => {
                 if !cdi.contains(&id) {
@@ -324,7 +330,10 @@ fn names_from_mounts(spec: &Value) -> Option<Names> {
         else {
             continue;
         };
-        let id = match id.strip_prefix("cdi/").map(|n| n.split('/').collect::<Vec<_>>()) {
+        let id = match id
+            .strip_prefix("cdi/")
+            .map(|n| n.split('/').collect::<Vec<_>>())
+        {
             Some(parts) => match parts[..] {
                 [vendor, class, name] if !vendor.is_empty() && !class.is_empty() => {
                     format!("{vendor}/{class}={name}")
@@ -454,7 +463,8 @@ mod tests {
                 .native,
             Some(Devices::List(vec!["1".into(), "GPU-abc".into()]))
         );
-        let asked = parse_env(&["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=2, example.com/x=a"]).unwrap();
+        let asked =
+            parse_env(&["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=2, example.com/x=a"]).unwrap();
         assert_eq!(asked.native, None);
         assert_eq!(asked.cdi, ["nvidia.com/gpu=2", "example.com/x=a"]);
         assert_eq!(asked.source, Source::Env);
@@ -578,12 +588,11 @@ mod tests {
             {"destination": "/var/run/nvidia-container-devices/GPU-1", "source": "/dev/null"},
             {"destination": "/var/run/nvidia-container-devices//3/", "source": "/dev//null"},
             {"destination": "/var/run/nvidia-container-devices/3", "source": "/dev/null"},
-            {"destination": "/var/run/nvidia-container-devices/nvidia.com/gpu=4", "source": "/dev/null"},
             {"destination": "/proc", "source": "proc"}
         ]);
         assert_eq!(
             parse(&s, &config).unwrap().unwrap().native,
-            Some(Devices::List(vec!["GPU-1".into(), "3".into(), "4".into()]))
+            Some(Devices::List(vec!["GPU-1".into(), "3".into()]))
         );
     }
 
@@ -637,7 +646,7 @@ mod tests {
         assert_eq!(
             err,
             RequestError::MixedNames {
-                source: Source::Mounts,
+                from: Source::Mounts,
                 name: "nvidia.com/gpu=0".into(),
                 id: "GPU-7".into()
             }
@@ -674,7 +683,10 @@ mod tests {
         // annotations that name nothing leave the env in charge
         s["annotations"] = json!({"cdi.k8s.io/x": " , "});
         let asked = parse(&s, &Config::default()).unwrap().unwrap();
-        assert_eq!((asked.source, asked.native), (Source::Env, Some(Devices::All)));
+        assert_eq!(
+            (asked.source, asked.native),
+            (Source::Env, Some(Devices::All))
+        );
     }
 
     #[test]
@@ -688,13 +700,11 @@ mod tests {
         assert!(message.contains("\"nvidia.com/gpu=1\""), "{message}");
         assert!(message.contains("\"0\""), "{message}");
         assert!(message.contains("runtime.nvidia.com/gpu=0"), "{message}");
-        assert!(
-            parse(
-                &spec(&["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0,1"]),
-                &Config::default()
-            )
-            .is_err()
-        );
+        assert!(parse(
+            &spec(&["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0,1"]),
+            &Config::default()
+        )
+        .is_err());
         assert!(is_qualified("a.b/c=d") && !is_qualified("GPU-1") && !is_qualified("a=b"));
     }
 
