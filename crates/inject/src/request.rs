@@ -87,8 +87,9 @@ impl std::fmt::Display for Source {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
     #[error(
-        "{from} mix the CDI name {name:?} with the plain device id {id:?}: name every device \
-         one way, e.g. {RUNTIME_KIND}={id} for this host's GPU {id}, or plain ids only"
+        "{from}: the CDI name {name:?} and the plain device id {id:?} cannot be mixed; name \
+         every device one way, e.g. {RUNTIME_KIND}={id} for this host's GPU {id}, or plain ids \
+         only"
     )]
     MixedNames {
         from: Source,
