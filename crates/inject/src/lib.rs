@@ -11,6 +11,7 @@
 pub mod apply;
 pub mod bundle;
 pub mod cdi_hooks;
+pub mod cdi_spec;
 pub mod config;
 pub mod driver_proc;
 pub mod plan;
