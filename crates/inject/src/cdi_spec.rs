@@ -216,7 +216,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> cdi::Spec {
         devices,
         container_edits: edits,
     };
-    spec.cdi_version = minimum_version(&spec).to_owned();
+    spec.set_minimum_version();
     spec
 }
 
@@ -235,22 +235,6 @@ fn device_node(node: &inventory::DeviceNode) -> cdi::DeviceNode {
         uid: None,
         gid: None,
     }
-}
-
-/// The lowest CDI version whose fields this generator's output uses.
-fn minimum_version(spec: &cdi::Spec) -> &'static str {
-    let edits = std::iter::once(&spec.container_edits)
-        .chain(spec.devices.iter().map(|d| &d.container_edits));
-    if !spec.annotations.is_empty() || spec.devices.iter().any(|d| !d.annotations.is_empty()) {
-        return "0.6.0";
-    }
-    let mut version = "0.3.0";
-    for edits in edits {
-        if edits.device_nodes.iter().any(|d| d.host_path.is_some()) {
-            version = "0.5.0";
-        }
-    }
-    version
 }
 
 #[cfg(test)]
@@ -516,6 +500,26 @@ mod tests {
             .mounts
             .iter()
             .all(|m| m.host_path == format!("/tmp/sim{}", m.container_path)));
+    }
+
+    #[test]
+    fn specs_round_trip_through_json_and_yaml_and_validate() {
+        for n in [1, 8] {
+            let mut opts = options();
+            opts.strategies = vec![NameStrategy::Uuid, NameStrategy::Index];
+            let spec = generate(&host(n, "/tmp/sim"), &opts);
+            spec.validate(Path::new("gen.yaml")).unwrap();
+            let yaml = spec.to_yaml().unwrap();
+            assert_eq!(cdi::Spec::parse(yaml.as_bytes(), Path::new("x.yaml")).unwrap(), spec);
+            let json = spec.to_json().unwrap();
+            assert_eq!(cdi::Spec::parse(json.as_bytes(), Path::new("x.json")).unwrap(), spec);
+            assert_eq!(spec.cdi_version, spec.minimum_version().to_string());
+        }
+        // without annotations, hostPath alone needs 0.5.0
+        let mut spec = generate(&host(1, "/tmp/sim"), &options());
+        spec.annotations.clear();
+        spec.set_minimum_version();
+        assert_eq!(spec.cdi_version, "0.5.0");
     }
 
     #[test]
