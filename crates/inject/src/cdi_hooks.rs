@@ -292,21 +292,29 @@ pub enum Stale {
     },
 }
 
-/// What makes `spec` stale on the host `inventory` describes: every host file it names (bind
-/// mount sources, device nodes by `hostPath` or `path`, hook binaries) that no longer exists, and
-/// a driver version (annotation [`ANNOTATION_DRIVER_VERSION`], written by `cdi generate`) that
-/// is not the loaded module's. Empty: the spec is current. Specs without our annotation (NVIDIA's
-/// own) are checked for their files only.
+/// What makes `spec` stale on the host `inventory` describes: a driver version (annotation
+/// [`ANNOTATION_DRIVER_VERSION`], written by `cdi generate`) that is not the loaded module's,
+/// then [`staleness_of_files`]. Empty: the spec is current. Specs without our annotation
+/// (NVIDIA's own), and an inventory with an empty `driver_version` (no driver known), are
+/// checked for their files only.
 pub fn staleness(spec: &cdi::Spec, inventory: &Inventory) -> Vec<Stale> {
     let mut stale = Vec::new();
     if let Some(version) = spec.annotations.get(ANNOTATION_DRIVER_VERSION) {
-        if *version != inventory.driver_version {
+        if !inventory.driver_version.is_empty() && *version != inventory.driver_version {
             stale.push(Stale::DriverVersion {
                 spec_version: version.clone(),
                 loaded_version: inventory.driver_version.clone(),
             });
         }
     }
+    stale.extend(staleness_of_files(spec));
+    stale
+}
+
+/// Every host file `spec` names that no longer exists: bind mount sources, device nodes (by
+/// `hostPath`, else `path`), hook binaries; each once, in the spec's order.
+pub fn staleness_of_files(spec: &cdi::Spec) -> Vec<Stale> {
+    let mut stale = Vec::new();
     let edits = std::iter::once(&spec.container_edits)
         .chain(spec.devices.iter().map(|d| &d.container_edits));
     let mut seen: Vec<&str> = Vec::new();
@@ -316,12 +324,12 @@ pub fn staleness(spec: &cdi::Spec, inventory: &Inventory) -> Vec<Stale> {
             .iter()
             .filter(|m| is_bind(m))
             .map(|m| ("mount source", m.host_path.as_str()))
-            .chain(edits.device_nodes.iter().map(|d| {
-                (
-                    "device node",
-                    d.host_path.as_deref().unwrap_or(d.path.as_str()),
-                )
-            }))
+            .chain(
+                edits
+                    .device_nodes
+                    .iter()
+                    .map(|d| ("device node", d.host_path_or_path())),
+            )
             .chain(edits.hooks.iter().map(|h| ("hook binary", h.path.as_str())));
         for (what, path) in files {
             if seen.contains(&path) {

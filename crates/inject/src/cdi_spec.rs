@@ -510,9 +510,15 @@ mod tests {
             let spec = generate(&host(n, "/tmp/sim"), &opts);
             spec.validate(Path::new("gen.yaml")).unwrap();
             let yaml = spec.to_yaml().unwrap();
-            assert_eq!(cdi::Spec::parse(yaml.as_bytes(), Path::new("x.yaml")).unwrap(), spec);
+            assert_eq!(
+                cdi::Spec::parse(yaml.as_bytes(), Path::new("x.yaml")).unwrap(),
+                spec
+            );
             let json = spec.to_json().unwrap();
-            assert_eq!(cdi::Spec::parse(json.as_bytes(), Path::new("x.json")).unwrap(), spec);
+            assert_eq!(
+                cdi::Spec::parse(json.as_bytes(), Path::new("x.json")).unwrap(),
+                spec
+            );
             assert_eq!(spec.cdi_version, spec.minimum_version().to_string());
         }
         // without annotations, hostPath alone needs 0.5.0
