@@ -6,9 +6,8 @@
 //! The shape follows NVIDIA's `nvidia-ctk cdi generate`:
 //!
 //! ```text
-//! cdiVersion: the lowest version the content needs (hostPath: 0.5.0, annotations: 0.6.0)
+//! cdiVersion: the lowest version the content needs (0.5.0 for hostPath or names like `0`)
 //! kind: nvidia.com/gpu
-//! annotations: {io.github.nvidia-runtime/driver-version: 580.159.04, .../generator: ...}
 //! devices:
 //!   - name: "0" | GPU-<uuid> | gpu0          one per GPU and naming strategy
 //!     containerEdits: {deviceNodes: [/dev/nvidia<minor>]}
@@ -18,7 +17,8 @@
 //!   deviceNodes: control nodes (nvidiactl, nvidia-uvm, nvidia-uvm-tools, nvidia-modeset)
 //!   mounts: libraries (in the image's library dir), binaries, firmware, IPC sockets; ro,nosuid,nodev,bind
 //!   hooks: createContainer hooks calling our binary: create-symlinks (SONAME and
-//!          development links), update-ldcache (the library dir), disable-device-node-modification
+//!          development links), update-ldcache (the library dir), disable-device-node-modification;
+//!          their env: PATH and NVIDIA_RUNTIME_DRIVER_VERSION=<the module's version>
 //! ```
 //!
 //! Device nodes carry `hostPath` where the dev root is not `/` (a simulated host), and their
@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use inventory::{Capability, Gpu, Inventory};
 
-use crate::cdi_hooks::{ContainerStep, ANNOTATION_DRIVER_VERSION, ANNOTATION_GENERATOR};
+use crate::cdi_hooks::ContainerStep;
 use crate::plan::{self, MOUNT_OPTIONS};
 use crate::request::{Devices, Request};
 
@@ -102,13 +102,11 @@ pub struct GenerateOptions {
     pub hook_binary: PathBuf,
     /// Where the libraries go in the container (absolute).
     pub library_dir: PathBuf,
-    /// Who wrote the spec, for the [`ANNOTATION_GENERATOR`] annotation.
-    pub generator: String,
 }
 
 impl GenerateOptions {
     /// NVIDIA's defaults: `nvidia.com/gpu`, index names, an `all` device.
-    pub fn new(hook_binary: PathBuf, generator: String) -> Self {
+    pub fn new(hook_binary: PathBuf) -> Self {
         Self {
             vendor: DEFAULT_VENDOR.into(),
             class: DEFAULT_CLASS.into(),
@@ -116,7 +114,6 @@ impl GenerateOptions {
             all_device: true,
             hook_binary,
             library_dir: PathBuf::from(DEFAULT_LIBRARY_DIR),
-            generator,
         }
     }
 }
@@ -171,7 +168,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> cdi::Spec {
     steps.push(ContainerStep::DisableDeviceNodeModification);
     edits.hooks = steps
         .iter()
-        .map(|s| s.to_hook(&options.hook_binary))
+        .map(|s| s.to_hook_for_driver(&options.hook_binary, &inventory.driver_version))
         .collect();
 
     let mut devices = Vec::new();
@@ -205,14 +202,7 @@ pub fn generate(inventory: &Inventory, options: &GenerateOptions) -> cdi::Spec {
     let mut spec = cdi::Spec {
         cdi_version: String::new(),
         kind: format!("{}/{}", options.vendor, options.class),
-        annotations: [
-            (
-                ANNOTATION_DRIVER_VERSION.to_owned(),
-                inventory.driver_version.clone(),
-            ),
-            (ANNOTATION_GENERATOR.to_owned(), options.generator.clone()),
-        ]
-        .into(),
+        annotations: Default::default(),
         devices,
         container_edits: edits,
     };
@@ -322,7 +312,7 @@ mod tests {
     }
 
     fn options() -> GenerateOptions {
-        GenerateOptions::new(PathBuf::from("/usr/bin/nvidia-runtime"), "test".into())
+        GenerateOptions::new(PathBuf::from("/usr/bin/nvidia-runtime"))
     }
 
     fn names(spec: &cdi::Spec) -> Vec<&str> {
@@ -343,7 +333,7 @@ mod tests {
     fn one_gpu_by_index_with_all() {
         let spec = generate(&host(1, ""), &options());
         assert_eq!(spec.kind, "nvidia.com/gpu");
-        assert_eq!(spec.cdi_version, "0.6.0", "annotations need 0.6.0");
+        assert_eq!(spec.cdi_version, "0.5.0", "names starting with a digit");
         assert_eq!(names(&spec), ["0", "all"]);
         // GPU 0 has minor 1 on this host
         assert_eq!(nodes_of(&spec, "0"), ["/dev/nvidia1"]);
@@ -352,10 +342,12 @@ mod tests {
         assert_eq!((gpu.major, gpu.minor), (Some(195), Some(1)));
         assert_eq!(gpu.kind.as_deref(), Some("c"));
         assert_eq!(gpu.file_mode, Some(0o666));
+        assert!(
+            spec.annotations.is_empty(),
+            "annotations would need CDI 0.6.0"
+        );
         assert_eq!(
-            spec.annotations
-                .get(ANNOTATION_DRIVER_VERSION)
-                .map(String::as_str),
+            crate::cdi_hooks::spec_driver_version(&spec),
             Some("580.159.04")
         );
         let common = &spec.container_edits;
@@ -440,7 +432,13 @@ mod tests {
         for hook in &spec.container_edits.hooks {
             assert_eq!(hook.hook_name, "createContainer");
             assert_eq!(hook.path, "/usr/bin/nvidia-runtime");
-            assert!(hook.env.iter().all(|e| !e.starts_with("LD_")));
+            assert_eq!(
+                hook.env,
+                [
+                    crate::cdi_hooks::HOOK_ENV[0],
+                    "NVIDIA_RUNTIME_DRIVER_VERSION=580.159.04"
+                ]
+            );
         }
     }
 
@@ -476,6 +474,7 @@ mod tests {
 
         opts.strategies = vec![NameStrategy::Uuid];
         opts.all_device = false;
+        assert_eq!(generate(&host(8, ""), &opts).cdi_version, "0.3.0");
         opts.vendor = "example.com".into();
         opts.class = "accel".into();
         let spec = generate(&host(8, ""), &opts);
@@ -521,10 +520,8 @@ mod tests {
             );
             assert_eq!(spec.cdi_version, spec.minimum_version().to_string());
         }
-        // without annotations, hostPath alone needs 0.5.0
-        let mut spec = generate(&host(1, "/tmp/sim"), &options());
-        spec.annotations.clear();
-        spec.set_minimum_version();
+        // hostPath needs 0.5.0: what Podman 4.x and containerd 1.7 read, no more
+        let spec = generate(&host(1, "/tmp/sim"), &options());
         assert_eq!(spec.cdi_version, "0.5.0");
     }
 

@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use inject::cdi_hooks::{self, ANNOTATION_DRIVER_VERSION};
+use inject::cdi_hooks;
 use inject::cdi_spec::{self, GenerateOptions, NameStrategy};
 use inject::Config;
 
@@ -145,10 +145,7 @@ fn spec_text(options: &SpecOptions, json: bool, output: Option<&Path>) -> Result
         Some(path) => bail!("--hook-path {} is not an absolute path", path.display()),
         None => std::env::current_exe().context("cannot tell where this binary is")?,
     };
-    let mut generate = GenerateOptions::new(
-        hook_binary,
-        format!("nvidia-runtime {}", env!("CARGO_PKG_VERSION")),
-    );
+    let mut generate = GenerateOptions::new(hook_binary);
     generate.vendor = options.vendor.clone();
     generate.class = options.class.clone();
     generate.strategies = options.strategies.clone();
@@ -218,7 +215,7 @@ fn list(args: List) -> Result<u8> {
     // The host's driver, only where a spec says which driver it was made for.
     let needs_driver = registry
         .specs()
-        .any(|(_, spec)| spec.annotations.contains_key(ANNOTATION_DRIVER_VERSION));
+        .any(|(_, spec)| cdi_hooks::spec_driver_version(spec).is_some());
     let inventory = if needs_driver {
         let found = Config::load()
             .map_err(anyhow::Error::from)
@@ -251,7 +248,7 @@ fn list(args: List) -> Result<u8> {
             continue;
         }
         let reasons: Vec<String> = stale.iter().map(ToString::to_string).collect();
-        let fix = if spec.annotations.contains_key(ANNOTATION_DRIVER_VERSION) {
+        let fix = if cdi_hooks::spec_driver_version(spec).is_some() {
             "run `nvidia-runtime cdi refresh`"
         } else {
             "generate it anew with the tool that wrote it, or remove it"
