@@ -123,8 +123,9 @@ out, sim, runtime, version, spec_version, gnu, lib64 = sys.argv[1:]
 def uuid(i): return "GPU-4e565349-4d00-4000-8000-%012x" % i
 def node(minor): return {"path": "/dev/nvidia%d" % minor, "hostPath": "%s/dev/nvidia%d" % (sim, minor)}
 def hook(*args):
+    # the driver version in the hooks' env, where `cdi generate` writes it
     return {"hookName": "createContainer", "path": runtime, "args": ["nvidia-runtime", "hook", *args],
-            "env": ["PATH=/usr/bin:/bin"]}
+            "env": ["PATH=/usr/bin:/bin", "NVIDIA_RUNTIME_DRIVER_VERSION=" + spec_version]}
 devices = []
 for i in range(4):
     edits = {"deviceNodes": [node(i ^ 1)]}
@@ -135,7 +136,6 @@ lib = "libcuda.so." + version
 spec = {
     "cdiVersion": "0.7.0",
     "kind": "nvidia.com/gpu",
-    "annotations": {"io.github.nvidia-runtime/driver-version": spec_version},
     "devices": devices,
     "containerEdits": {
         "env": ["NVIDIA_VISIBLE_DEVICES=void", "NVIDIA_CDI_TEST=from-spec"],
@@ -246,6 +246,19 @@ test_nvidia_spec_by_annotation_and_mount() {
     assert_eq "/dev/nvidia3" "$OUT" "…exactly GPU 2, over the env's all"
 }
 
+test_generated_spec() {
+    rm -f "$SPECS"/* "$RUNSPECS"/*
+    capture "$RUNTIME" cdi generate --output "$RUNSPECS/nvidia.yaml"
+    assert_rc 0 "nvidia-runtime cdi generate --output …/nvidia.yaml: writes the host's spec"
+    bundle generated
+    bundle_set "$B" 'c["annotations"] = {"cdi.k8s.io/gpu": "nvidia.com/gpu=2"}'
+    in_ctr 'ls /dev/nvidia[0-9]*; readlink '"$GNU"'/libcuda.so.1; grep -c nvsim-libcuda '"$GNU"'/libcuda.so.1; grep -c libcuda.so.1 /etc/ld.so.cache; echo "$NVIDIA_VISIBLE_DEVICES"'
+    assert_rc 0 "nvidia.com/gpu=2 from the generated spec: runs"
+    assert_eq "/dev/nvidia3"$'\n'"libcuda.so.$VERSION"$'\n'"1"$'\n'"1"$'\n'"void" "$OUT" \
+        "…GPU 2, libcuda through its SONAME link, listed in the container's ld.so.cache, env void"
+    assert_not_contains "$(cat "$B/config.json")" '"hooks"' "…its hooks of ours done in-process, none in config.json"
+}
+
 test_runtime_kind_needs_no_spec() {
     rm -f "$SPECS"/* "$RUNSPECS"/*
     bundle rt-two NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=2
@@ -334,12 +347,13 @@ test_bad_names_and_specs_are_refused() {
     bundle unknown NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=7
     run_refused "nvidia.com/gpu=7 (no such device in the spec)"
     assert_contains "$ERR" "nvidia.com/gpu=7" "…the error names the device"
-    assert_contains "$ERR" "$SPECS" "…and the spec dirs searched"
+    assert_contains "$ERR" "nvidia.com/gpu=3, nvidia.com/gpu=GPU-" "…and the devices there are"
 
     bundle unknown-kind
     bundle_set "$B" 'c["annotations"] = {"cdi.k8s.io/x": "example.com/nothing=a"}'
     run_refused "example.com/nothing=a (no spec of that kind)"
     assert_contains "$ERR" "example.com/nothing=a" "…the error names the device"
+    assert_contains "$ERR" "$SPECS, $RUNSPECS" "…and the spec dirs searched"
 
     bundle mixed NVIDIA_VISIBLE_DEVICES=0,nvidia.com/gpu=1
     run_refused "NVIDIA_VISIBLE_DEVICES=0,nvidia.com/gpu=1 (a plain id and a name)"
@@ -416,7 +430,8 @@ test_edited_config_is_injected_again() {
 }
 
 run_tests \
-    test_nvidia_spec_by_env test_nvidia_spec_by_annotation_and_mount test_runtime_kind_needs_no_spec \
+    test_nvidia_spec_by_env test_nvidia_spec_by_annotation_and_mount test_generated_spec \
+    test_runtime_kind_needs_no_spec \
     test_foreign_vendor_device test_engine_applied_config_passes_through \
     test_bad_names_and_specs_are_refused test_stale_specs_are_refused test_edited_config_is_injected_again
 e2e_finish

@@ -34,13 +34,15 @@ pub const HOOK_SUBCOMMAND: &str = "hook";
 pub const HOOK_ENV: [&str; 1] =
     ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"];
 
-/// Spec annotation: the kernel module's driver version the spec was generated from. A spec
-/// whose value differs from the loaded module's is stale (see [`staleness`]). CDI annotations
-/// need `cdiVersion` 0.6.0 or later.
+/// The variable of our hooks' `env` that names the kernel module's driver version the spec was
+/// generated for: a spec whose value differs from the loaded module's is stale (see
+/// [`staleness`]). In the hooks' env rather than a spec annotation because annotations need
+/// `cdiVersion` 0.6.0, which Podman 4.x and containerd 1.7.0 do not read (they ignore such a
+/// spec without a word); hook env is CDI 0.3.0. The hook itself reads no variable.
+pub const DRIVER_VERSION_ENV: &str = "NVIDIA_RUNTIME_DRIVER_VERSION";
+/// Spec annotation with the same meaning as [`DRIVER_VERSION_ENV`], honoured where a spec has
+/// it (one edited for CDI 0.6.0 consumers); `cdi generate` does not write it.
 pub const ANNOTATION_DRIVER_VERSION: &str = "io.github.nvidia-runtime/driver-version";
-/// Spec annotation: which program wrote the spec (`nvidia-runtime <version>`), so `cdi list`
-/// and `cdi refresh` know a spec of ours from one of NVIDIA's.
-pub const ANNOTATION_GENERATOR: &str = "io.github.nvidia-runtime/generator";
 
 /// `create-symlinks`: links inside the container's rootfs.
 pub const CREATE_SYMLINKS: &str = "create-symlinks";
@@ -137,6 +139,15 @@ impl ContainerStep {
             env: HOOK_ENV.iter().map(|s| (*s).to_owned()).collect(),
             timeout: None,
         }
+    }
+
+    /// [`ContainerStep::to_hook`] whose env also names the driver version the spec is for
+    /// ([`DRIVER_VERSION_ENV`]), so that [`staleness`] can tell a spec of another driver.
+    pub fn to_hook_for_driver(&self, binary: &Path, driver_version: &str) -> cdi::Hook {
+        let mut hook = self.to_hook(binary);
+        hook.env
+            .push(format!("{DRIVER_VERSION_ENV}={driver_version}"));
+        hook
     }
 
     /// The step a CDI hook of ours runs: `argv[0]` is `nvidia-runtime` and `argv[1]` is `hook`
@@ -292,21 +303,44 @@ pub enum Stale {
     },
 }
 
-/// What makes `spec` stale on the host `inventory` describes: every host file it names (bind
-/// mount sources, device nodes by `hostPath` or `path`, hook binaries) that no longer exists, and
-/// a driver version (annotation [`ANNOTATION_DRIVER_VERSION`], written by `cdi generate`) that
-/// is not the loaded module's. Empty: the spec is current. Specs without our annotation (NVIDIA's
-/// own) are checked for their files only.
+/// The driver version a spec was generated for: the [`ANNOTATION_DRIVER_VERSION`] annotation,
+/// else [`DRIVER_VERSION_ENV`] in the env of a hook of ours (what `cdi generate` writes).
+/// `None` for specs of other tools (NVIDIA's own): only their files can be checked.
+pub fn spec_driver_version(spec: &cdi::Spec) -> Option<&str> {
+    if let Some(version) = spec.annotations.get(ANNOTATION_DRIVER_VERSION) {
+        return Some(version);
+    }
+    let prefix = format!("{DRIVER_VERSION_ENV}=");
+    std::iter::once(&spec.container_edits)
+        .chain(spec.devices.iter().map(|d| &d.container_edits))
+        .flat_map(|edits| &edits.hooks)
+        .filter(|hook| ContainerStep::parse(hook).is_some())
+        .flat_map(|hook| &hook.env)
+        .find_map(|entry| entry.strip_prefix(&prefix))
+}
+
+/// What makes `spec` stale on the host `inventory` describes: a driver version
+/// ([`spec_driver_version`]) that is not the loaded module's, then [`staleness_of_files`].
+/// Empty: the spec is current. Specs of other tools (NVIDIA's own), and an inventory with an
+/// empty `driver_version` (no driver known), are checked for their files only.
 pub fn staleness(spec: &cdi::Spec, inventory: &Inventory) -> Vec<Stale> {
     let mut stale = Vec::new();
-    if let Some(version) = spec.annotations.get(ANNOTATION_DRIVER_VERSION) {
-        if *version != inventory.driver_version {
+    if let Some(version) = spec_driver_version(spec) {
+        if !inventory.driver_version.is_empty() && version != inventory.driver_version {
             stale.push(Stale::DriverVersion {
-                spec_version: version.clone(),
+                spec_version: version.to_owned(),
                 loaded_version: inventory.driver_version.clone(),
             });
         }
     }
+    stale.extend(staleness_of_files(spec));
+    stale
+}
+
+/// Every host file `spec` names that no longer exists: bind mount sources, device nodes (by
+/// `hostPath`, else `path`), hook binaries; each once, in the spec's order.
+pub fn staleness_of_files(spec: &cdi::Spec) -> Vec<Stale> {
+    let mut stale = Vec::new();
     let edits = std::iter::once(&spec.container_edits)
         .chain(spec.devices.iter().map(|d| &d.container_edits));
     let mut seen: Vec<&str> = Vec::new();
@@ -316,12 +350,12 @@ pub fn staleness(spec: &cdi::Spec, inventory: &Inventory) -> Vec<Stale> {
             .iter()
             .filter(|m| is_bind(m))
             .map(|m| ("mount source", m.host_path.as_str()))
-            .chain(edits.device_nodes.iter().map(|d| {
-                (
-                    "device node",
-                    d.host_path.as_deref().unwrap_or(d.path.as_str()),
-                )
-            }))
+            .chain(
+                edits
+                    .device_nodes
+                    .iter()
+                    .map(|d| ("device node", d.host_path_or_path())),
+            )
             .chain(edits.hooks.iter().map(|h| ("hook binary", h.path.as_str())));
         for (what, path) in files {
             if seen.contains(&path) {
@@ -548,5 +582,26 @@ mod tests {
             }]
         );
         assert!(staleness(&spec, &inventory).is_empty());
+
+        // what cdi generate writes: the version in our hooks' env, no annotation
+        spec.annotations.clear();
+        assert!(staleness(&spec, &newer).is_empty(), "no version known");
+        spec.container_edits.hooks.push(
+            ContainerStep::DisableDeviceNodeModification
+                .to_hook_for_driver(Path::new("/"), "580.95.05"),
+        );
+        assert_eq!(spec_driver_version(&spec), Some("580.95.05"));
+        assert_eq!(
+            staleness(&spec, &newer),
+            [Stale::DriverVersion {
+                spec_version: "580.95.05".into(),
+                loaded_version: "590.1".into()
+            }]
+        );
+        let no_driver = Inventory {
+            driver_version: String::new(),
+            ..inventory
+        };
+        assert!(staleness(&spec, &no_driver).is_empty(), "files only");
     }
 }

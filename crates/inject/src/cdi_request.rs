@@ -9,8 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cdi::ContainerEdits;
-use registry::Registry;
+use cdi::{ContainerEdits, QualifiedName, Registry, RegistryError};
 use serde_json::Value;
 
 use crate::cdi_hooks::{self, ContainerStep};
@@ -24,7 +23,13 @@ pub const NVIDIA_GPU_KIND: &str = "nvidia.com/gpu";
 #[derive(Debug, thiserror::Error)]
 pub enum CdiError {
     #[error(transparent)]
-    Registry(#[from] registry::RegistryError),
+    Name(#[from] cdi::NameError),
+    #[error("{source}{}", refused(broken))]
+    Registry {
+        source: Box<RegistryError>,
+        /// What the registry could not read, each with its cause.
+        broken: Vec<String>,
+    },
     #[error(
         "CDI spec {spec} is stale: {problems}; {fix}, so that it describes the host again",
         spec = spec.display()
@@ -39,6 +44,14 @@ pub enum CdiError {
         names: String,
         source: cdi::apply::ApplyError,
     },
+}
+
+fn refused(broken: &[String]) -> String {
+    if broken.is_empty() {
+        String::new()
+    } else {
+        format!("; why spec files were refused: {}", broken.join("; "))
+    }
 }
 
 /// The CDI part of a request, resolved.
@@ -68,10 +81,12 @@ impl Resolved {
 /// Resolves `names` over the configured spec dirs. `spec` is the container's `config.json`:
 /// devices an engine (containerd, CRI-O, Podman) already applied there are not applied again.
 pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolved, CdiError> {
-    let registry = Registry::load(&config.cdi_spec_dirs)?;
+    let registry = Registry::load(&config.cdi_spec_dirs);
     let mut resolved = Resolved::default();
     let mut native: Vec<String> = Vec::new();
-    let nvidia_specs = registry.has_kind(NVIDIA_GPU_KIND);
+    let nvidia_specs = registry
+        .specs()
+        .any(|(_, spec)| spec.kind == NVIDIA_GPU_KIND);
     for name in names {
         match name
             .strip_prefix(NVIDIA_GPU_KIND)
@@ -94,7 +109,22 @@ pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolv
     if resolved.names.is_empty() {
         return Ok(resolved);
     }
-    let (edits, specs) = registry.edits_for(&resolved.names)?;
+    let qualified = resolved
+        .names
+        .iter()
+        .map(|name| QualifiedName::parse(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (edits, specs) = registry
+        .edits_for(&qualified)
+        .map_err(|source| CdiError::Registry {
+            source: Box::new(source),
+            broken: registry
+                .errors()
+                .iter()
+                .filter(|e| matches!(e, RegistryError::Spec(_) | RegistryError::Read { .. }))
+                .map(ToString::to_string)
+                .collect(),
+        })?;
     if already_applied(spec, &edits) {
         tracing::info!(
             "CDI devices {} are applied in config.json already (by the engine): passed through",
@@ -103,12 +133,10 @@ pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolv
         resolved.names.clear();
         return Ok(resolved);
     }
-    resolved.specs = specs
-        .into_iter()
-        .filter_map(|path| {
-            let doc = registry.spec(&path)?.clone();
-            Some((path, doc))
-        })
+    resolved.specs = registry
+        .specs()
+        .filter(|(path, _)| specs.iter().any(|used| used == path))
+        .map(|(path, doc)| (path.to_owned(), doc.clone()))
         .collect();
     let mut edits = edits;
     let hooks = std::mem::take(&mut edits.hooks);
@@ -119,11 +147,15 @@ pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolv
         }
     }
     resolved.edits = edits;
-    resolved.needs_inventory = !resolved.steps.is_empty()
-        || resolved.specs.iter().any(|(_, doc)| {
-            doc.annotations
-                .contains_key(cdi_hooks::ANNOTATION_DRIVER_VERSION)
-        });
+    // The GPUs whose /proc/driver/nvidia directories to show, and the loaded driver's version,
+    // come from the host's inventory; the other steps need none.
+    resolved.needs_inventory = resolved
+        .steps
+        .contains(&ContainerStep::DisableDeviceNodeModification)
+        || resolved
+            .specs
+            .iter()
+            .any(|(_, doc)| cdi_hooks::spec_driver_version(doc).is_some());
     Ok(resolved)
 }
 
@@ -314,130 +346,5 @@ mod tests {
         let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["libcuda.so.580.1", "libcuda.so.1", "libcuda.so"]);
         assert_eq!(entries[1].1, PathBuf::from("/usr/lib64/libcuda.so.1"));
-    }
-}
-
-/// Stand-in for `cdi::registry` until it lands; same shape.
-mod registry {
-    use std::path::{Path, PathBuf};
-
-    use cdi::{ContainerEdits, Spec};
-
-    #[derive(Debug, thiserror::Error)]
-    pub enum RegistryError {
-        #[error(transparent)]
-        Spec(#[from] cdi::SpecError),
-        #[error("cannot read CDI spec {path}: {source}", path = path.display())]
-        Read {
-            path: PathBuf,
-            source: std::io::Error,
-        },
-        #[error("CDI device {name} is defined twice in one spec dir: in {} and {}", a.display(), b.display())]
-        Conflict {
-            name: String,
-            a: PathBuf,
-            b: PathBuf,
-        },
-        #[error(
-            "unresolvable CDI device {name}: no spec in {dirs} defines it; list the devices \
-             there with `nvidia-runtime cdi list`"
-        )]
-        Unresolvable { name: String, dirs: String },
-    }
-
-    pub struct Registry {
-        dirs: Vec<PathBuf>,
-        specs: Vec<(PathBuf, Spec, usize)>,
-    }
-
-    impl Registry {
-        pub fn load(dirs: &[PathBuf]) -> Result<Self, RegistryError> {
-            let mut specs = Vec::new();
-            for (rank, dir) in dirs.iter().enumerate() {
-                let Ok(entries) = std::fs::read_dir(dir) else {
-                    continue;
-                };
-                let mut files: Vec<PathBuf> = entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        matches!(
-                            p.extension().and_then(|e| e.to_str()),
-                            Some("json" | "yaml" | "yml")
-                        )
-                    })
-                    .collect();
-                files.sort();
-                for path in files {
-                    let bytes = std::fs::read(&path).map_err(|source| RegistryError::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    let spec = Spec::parse(&bytes, &path)?;
-                    specs.push((path, spec, rank));
-                }
-            }
-            Ok(Self {
-                dirs: dirs.to_vec(),
-                specs,
-            })
-        }
-
-        pub fn has_kind(&self, kind: &str) -> bool {
-            self.specs.iter().any(|(_, s, _)| s.kind == kind)
-        }
-
-        pub fn spec(&self, path: &Path) -> Option<&Spec> {
-            self.specs
-                .iter()
-                .find(|(p, _, _)| p == path)
-                .map(|(_, s, _)| s)
-        }
-
-        pub fn edits_for(
-            &self,
-            names: &[String],
-        ) -> Result<(ContainerEdits, Vec<PathBuf>), RegistryError> {
-            let mut edits = ContainerEdits::default();
-            let mut paths: Vec<PathBuf> = Vec::new();
-            let mut device_edits = Vec::new();
-            for name in names {
-                let (kind, device) = name.split_once('=').unwrap_or((name, ""));
-                let mut found: Option<(&PathBuf, &Spec, usize, &cdi::Device)> = None;
-                for (path, spec, rank) in &self.specs {
-                    if spec.kind != kind {
-                        continue;
-                    }
-                    if let Some(d) = spec.devices.iter().find(|d| d.name == device) {
-                        if let Some((p, _, r, _)) = found {
-                            if r == *rank {
-                                return Err(RegistryError::Conflict {
-                                    name: name.clone(),
-                                    a: p.clone(),
-                                    b: path.clone(),
-                                });
-                            }
-                        }
-                        found = Some((path, spec, *rank, d));
-                    }
-                }
-                let Some((path, spec, _, device)) = found else {
-                    let dirs: Vec<String> =
-                        self.dirs.iter().map(|d| d.display().to_string()).collect();
-                    return Err(RegistryError::Unresolvable {
-                        name: name.clone(),
-                        dirs: dirs.join(", "),
-                    });
-                };
-                if !paths.contains(path) {
-                    paths.push(path.clone());
-                    edits.append(&spec.container_edits);
-                }
-                device_edits.push(device.container_edits.clone());
-            }
-            for d in device_edits {
-                edits.append(&d);
-            }
-            Ok((edits, paths))
-        }
     }
 }

@@ -48,7 +48,7 @@ pub const DEFAULT_CDI_KIND: &str = "nvidia.com/gpu";
 pub const DEFAULT_CDI_ANNOTATION_PREFIXES: [&str; 1] = ["cdi.k8s.io/"];
 /// CDI's own default spec dirs, in order: a spec in a later dir wins over one of the same
 /// name in an earlier (the CDI spec; `/var/run/cdi` holds generated, transient specs).
-pub const DEFAULT_CDI_SPEC_DIRS: [&str; 2] = ["/etc/cdi", "/var/run/cdi"];
+pub const DEFAULT_CDI_SPEC_DIRS: [&str; 2] = cdi::DEFAULT_SPEC_DIRS;
 
 /// A tmpfs on every distribution: emptied at boot, never on a disk another system mounts. Not
 /// under the state root (`/run/nvidia-runtime`), whose entries are container ids.
