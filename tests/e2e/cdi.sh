@@ -21,7 +21,10 @@
 #    passes through byte for byte;
 #  - an unknown name, a name two specs of one dir define, a broken spec, names mixed with plain
 #    ids, and a stale spec (a mounted file gone, another driver version) are refused with the
-#    cause and the fix named, non-zero, and nothing left behind.
+#    cause and the fix named, non-zero, and nothing left behind; so is a spec whose edits fail
+#    to apply after its steps ran (their link and ld cache are taken away again);
+#  - a spec written by `nvidia-runtime cdi generate` is consumed as is;
+#  - an injected config.json edited to name another device is injected again from the original.
 source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
 need_cmd gcc gcc
@@ -391,6 +394,26 @@ EOF
     rm -f "$RUNSPECS/broken.json"
 }
 
+test_failed_apply_leaves_nothing() {
+    rm -f "$SPECS"/* "$RUNSPECS"/*
+    # a spec whose steps of ours run (a link, the ld cache) before its device node turns out to
+    # be no block device: what the steps wrote must go again
+    python3 - "$SPECS/mismatch.json" "$RUNTIME" "$TEST_TMP/hostdev/ex-a" "$GNU" <<'EOF'
+import json, sys
+out, runtime, node, gnu = sys.argv[1:]
+hook = lambda *a: {"hookName": "createContainer", "path": runtime, "args": ["nvidia-runtime", "hook", *a]}
+json.dump({"cdiVersion": "0.5.0", "kind": "example.com/mismatch", "devices": [{"name": "m", "containerEdits": {
+    "deviceNodes": [{"path": "/dev/exm", "hostPath": node, "type": "b"}]}}],
+    "containerEdits": {"hooks": [hook("create-symlinks", "--link", "libfoo.so.1.0::%s/libfoo.so.1" % gnu),
+                                 hook("update-ldcache", "--folder", gnu)]}}, open(out, "w"))
+EOF
+    bundle mismatch NVIDIA_VISIBLE_DEVICES=example.com/mismatch=m
+    run_refused "a device node of type b whose host node is a character device"
+    assert_contains "$ERR" "/dev/exm" "…the error names the node"
+    assert_contains "$ERR" "$TEST_TMP/hostdev/ex-a" "…and the host's"
+    assert_false "…no ld.so.cache left in the image" test -e "$B/rootfs/etc/ld.so.cache"
+}
+
 test_stale_specs_are_refused() {
     rm -f "$SPECS"/* "$RUNSPECS"/*
     nvidia_spec "$SPECS/nvidia.json" 570.86.10
@@ -433,5 +456,5 @@ run_tests \
     test_nvidia_spec_by_env test_nvidia_spec_by_annotation_and_mount test_generated_spec \
     test_runtime_kind_needs_no_spec \
     test_foreign_vendor_device test_engine_applied_config_passes_through \
-    test_bad_names_and_specs_are_refused test_stale_specs_are_refused test_edited_config_is_injected_again
+    test_bad_names_and_specs_are_refused test_failed_apply_leaves_nothing test_stale_specs_are_refused test_edited_config_is_injected_again
 e2e_finish
