@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::cdi_hooks::{self, ContainerStep};
 use crate::config::Config;
+use crate::plan::{Edits, Symlink};
 use crate::request::Devices;
 
 /// NVIDIA's kind of GPUs in CDI specs (NVIDIA's `nvidia-ctk cdi generate`, ours, the DRA
@@ -236,6 +237,61 @@ fn already_applied(spec: &Value, edits: &ContainerEdits) -> bool {
                     && have.get("source").and_then(Value::as_str) == Some(&m.host_path)
             })
         })
+}
+
+/// Adds what the specs' steps of ours ask for to `edits`, as native injection plans them: the
+/// `create-symlinks` links, the `update-ldcache` entries, and for
+/// `disable-device-node-modification` the host's GPUs whose nodes the specs give (to `gpus`,
+/// whose `/proc/driver/nvidia` directories the container sees). Returns whether that last step
+/// is asked for.
+pub fn add_steps<'a>(
+    resolved: &Resolved,
+    inventory: Option<&'a inventory::Inventory>,
+    edits: &mut Edits,
+    gpus: &mut Vec<&'a inventory::Gpu>,
+) -> bool {
+    let links: Vec<(String, PathBuf)> = resolved
+        .steps
+        .iter()
+        .flat_map(|step| match step {
+            ContainerStep::CreateSymlinks(links) => links.as_slice(),
+            _ => &[],
+        })
+        .cloned()
+        .collect();
+    let mut proc_step = false;
+    for step in &resolved.steps {
+        match step {
+            ContainerStep::CreateSymlinks(links) => {
+                for (target, link) in links {
+                    edits.symlinks.push(Symlink {
+                        link: link.clone(),
+                        target: target.clone(),
+                    });
+                }
+            }
+            ContainerStep::UpdateLdcache { folders } => {
+                for entry in ld_cache_entries(folders, &resolved.edits, &links, inventory) {
+                    if !edits.ld_cache.iter().any(|(name, _)| *name == entry.0) {
+                        edits.ld_cache.push(entry);
+                    }
+                }
+            }
+            ContainerStep::DisableDeviceNodeModification => {
+                proc_step = true;
+                let nodes = &resolved.edits.device_nodes;
+                for gpu in inventory.iter().flat_map(|inv| &inv.gpus) {
+                    let path = gpu.device.container_path.to_string_lossy();
+                    if nodes.iter().any(|n| n.path == path)
+                        && !gpus.iter().any(|g| g.index == gpu.index)
+                    {
+                        gpus.push(gpu);
+                    }
+                }
+            }
+        }
+    }
+    proc_step
 }
 
 /// Entries for the container's `ld.so.cache` from `update-ldcache` steps: the libraries the

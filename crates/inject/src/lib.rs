@@ -410,49 +410,9 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     // The CDI specs' steps of ours, done here as for native injection.
     let mut proc_gpus = gpus.clone();
-    let mut cdi_links: Vec<(String, PathBuf)> = Vec::new();
-    for step in &resolved.steps {
-        if let cdi_hooks::ContainerStep::CreateSymlinks(links) = step {
-            cdi_links.extend(links.iter().cloned());
-        }
-    }
-    let mut wants_proc = request.is_some();
-    for step in &resolved.steps {
-        match step {
-            cdi_hooks::ContainerStep::CreateSymlinks(links) => {
-                for (target, link) in links {
-                    edits.symlinks.push(plan::Symlink {
-                        link: link.clone(),
-                        target: target.clone(),
-                    });
-                }
-            }
-            cdi_hooks::ContainerStep::UpdateLdcache { folders } => {
-                for entry in cdi_request::ld_cache_entries(
-                    folders,
-                    &resolved.edits,
-                    &cdi_links,
-                    inventory.as_ref(),
-                ) {
-                    if !edits.ld_cache.iter().any(|(name, _)| *name == entry.0) {
-                        edits.ld_cache.push(entry);
-                    }
-                }
-            }
-            cdi_hooks::ContainerStep::DisableDeviceNodeModification => {
-                wants_proc = true;
-                let nodes = &resolved.edits.device_nodes;
-                for gpu in inventory.iter().flat_map(|inv| &inv.gpus) {
-                    let path = gpu.device.container_path.to_string_lossy();
-                    if nodes.iter().any(|n| n.path == path)
-                        && !proc_gpus.iter().any(|g| g.index == gpu.index)
-                    {
-                        proc_gpus.push(gpu);
-                    }
-                }
-            }
-        }
-    }
+    let wants_proc =
+        cdi_request::add_steps(&resolved, inventory.as_ref(), &mut edits, &mut proc_gpus)
+            || request.is_some();
     let cdi_mounts: Vec<PathBuf> = resolved
         .edits
         .mounts
