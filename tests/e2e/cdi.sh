@@ -282,6 +282,13 @@ test_runtime_kind_needs_no_spec() {
     bundle nv-nospec NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=1
     in_ctr 'ls /dev/nvidia[0-9]*'
     assert_eq "/dev/nvidia0" "$OUT" "nvidia.com/gpu=1 while no spec defines nvidia.com/gpu: this host's GPU 1"
+
+    # a spec file that is refused may be the one meant: no quiet fallback then
+    printf '{"cdiVersion": "0.6.0", "kind": "nvidia.com/gpu", "devices": [{"name": "1"}]}\n' >"$RUNSPECS/nvidia.json"
+    bundle nv-broken NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=1
+    run_refused "nvidia.com/gpu=1 while the only spec that could define it is refused"
+    assert_contains "$ERR" "$RUNSPECS/nvidia.json" "…the error names the refused spec file"
+    rm -f "$RUNSPECS/nvidia.json"
 }
 
 # --- another vendor -----------------------------------------------------------------

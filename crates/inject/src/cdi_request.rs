@@ -5,7 +5,7 @@
 //! NVIDIA's own kind gets two shortcuts, so that a host without a spec file keeps working as
 //! before: `runtime.nvidia.com/gpu=ID` never reaches here (it is this host's GPU `ID`, see
 //! [`crate::request`]), and `nvidia.com/gpu=ID` is resolved from the spec dirs when one of them
-//! defines that kind, else injected natively as GPU `ID`.
+//! defines that kind (or a spec file there is refused), else injected natively as GPU `ID`.
 
 use std::path::{Path, PathBuf};
 
@@ -85,9 +85,15 @@ pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolv
     let registry = Registry::load(&config.cdi_spec_dirs);
     let mut resolved = Resolved::default();
     let mut native: Vec<String> = Vec::new();
+    // A spec file refused might be of that kind: then the name is resolved (and its failure
+    // names that file) rather than quietly given this host's GPU.
     let nvidia_specs = registry
         .specs()
-        .any(|(_, spec)| spec.kind == NVIDIA_GPU_KIND);
+        .any(|(_, spec)| spec.kind == NVIDIA_GPU_KIND)
+        || registry
+            .errors()
+            .iter()
+            .any(|e| matches!(e, RegistryError::Spec(_) | RegistryError::Read { .. }));
     for name in names {
         match name
             .strip_prefix(NVIDIA_GPU_KIND)
