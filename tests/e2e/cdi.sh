@@ -346,6 +346,16 @@ EOF
     assert_eq "/dev/nvidia0 /dev/nvidiactl void" "$OUT" "…with what the engine applied"
     assert_eq "$before" "$(sha_of "$B/config.json")" "…config.json byte for byte as the engine left it"
     assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "…no record of ours in the bundle"
+
+    # the same from a spec cdi generate wrote for another driver: our hook there says which
+    local applied=$B/config.json
+    bundle engine-stale
+    cp "$applied" "$B/config.json"
+    bundle_set "$B" "c['hooks'] = {'createContainer': [{'path': '$RUNTIME', 'args': ['nvidia-runtime', 'hook', 'disable-device-node-modification'], 'env': ['PATH=/bin', 'NVIDIA_RUNTIME_DRIVER_VERSION=570.86.10']}]}"
+    run_refused "an engine-applied config.json from a spec for driver 570.86.10"
+    assert_contains "$ERR" "570.86.10" "…the error names the spec's driver"
+    assert_contains "$ERR" "$VERSION" "…the loaded one"
+    assert_contains "$ERR" "nvidia-runtime cdi refresh" "…and the fix"
 }
 
 # --- refused ---------------------------------------------------------------------------

@@ -40,6 +40,15 @@ pub enum CdiError {
         problems: String,
         fix: &'static str,
     },
+    #[error(
+        "config.json was edited from a CDI spec generated for NVIDIA driver {spec_version}, but \
+         the loaded kernel module is {loaded_version}: the spec is stale; run `nvidia-runtime \
+         cdi refresh`, then create the container again"
+    )]
+    AppliedStale {
+        spec_version: String,
+        loaded_version: String,
+    },
     #[error("cannot apply the CDI devices {names}: {source}")]
     Apply {
         names: String,
@@ -193,6 +202,23 @@ pub fn check_fresh(
         });
     }
     Ok(())
+}
+
+/// For a `config.json` an engine already edited from a spec `cdi generate` wrote (our hooks in
+/// it name the driver version): refuses it when the loaded module is another driver, whose files
+/// the spec's mounts no longer match. `loaded`: the loaded module's version, where known.
+pub fn check_applied(spec: &Value, loaded: Option<&str>) -> Result<(), CdiError> {
+    let (Some(spec_version), Some(loaded)) = (cdi_hooks::applied_driver_version(spec), loaded)
+    else {
+        return Ok(());
+    };
+    if spec_version == loaded {
+        return Ok(());
+    }
+    Err(CdiError::AppliedStale {
+        spec_version,
+        loaded_version: loaded.to_owned(),
+    })
 }
 
 /// An inventory that knows no driver: staleness then checks files only.
@@ -382,6 +408,28 @@ mod tests {
         spec["process"]["env"] = json!(["NVIDIA_VISIBLE_DEVICES=0"]);
         assert!(!already_applied(&spec, &edits));
         assert!(!already_applied(&spec, &ContainerEdits::default()));
+    }
+
+    #[test]
+    fn an_engine_applied_spec_for_another_driver_is_refused() {
+        let config = json!({"hooks": {"createContainer": [{
+            "path": "/usr/bin/nvidia-runtime",
+            "args": ["nvidia-runtime", "hook", "disable-device-node-modification"],
+            "env": ["NVIDIA_RUNTIME_DRIVER_VERSION=570.86.10"],
+        }]}});
+        assert!(check_applied(&config, Some("570.86.10")).is_ok());
+        assert!(
+            check_applied(&config, None).is_ok(),
+            "no driver known: nothing to compare"
+        );
+        assert!(check_applied(&json!({}), Some("580.1")).is_ok());
+        let err = check_applied(&config, Some("580.159.04")).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("570.86.10") && message.contains("580.159.04"),
+            "{message}"
+        );
+        assert!(message.contains("nvidia-runtime cdi refresh"), "{message}");
     }
 
     #[test]

@@ -346,6 +346,19 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     let asked = asked.filter(|_| native.is_some() || !resolved.is_empty());
     let Some(asked) = asked else {
+        if cdi_hooks::applied_driver_version(&spec).is_some() {
+            // An engine applied a spec of ours: its files must still be the loaded driver's.
+            let options = inventory::Options {
+                capabilities: Some(Vec::new()),
+                ..inventory::Options::default()
+            };
+            match discover(config, &options) {
+                Ok((inventory, _)) => {
+                    cdi_request::check_applied(&spec, Some(&inventory.driver_version))?
+                }
+                Err(err) => tracing::warn!("cannot check the CDI spec the engine applied: {err}"),
+            }
+        }
         if !hook_removed && !edited {
             return Ok(Outcome::NotRequested);
         }
@@ -377,14 +390,9 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             cuda_version: config.cuda_version,
             capabilities: Some(asked.capabilities.clone()),
         };
-        Some(match &config.inventory_cache {
-            Some(dir) => {
-                let (inventory, how) = inventory::discover_cached(&config.roots(), &options, dir)?;
-                timings.inventory_cache = Some(how);
-                inventory
-            }
-            None => inventory::discover_with(&config.roots(), &options)?,
-        })
+        let (inventory, how) = discover(config, &options)?;
+        timings.inventory_cache = how;
+        Some(inventory)
     } else {
         None
     };
@@ -550,6 +558,18 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         timings,
         undo: Box::new(undo),
     })
+}
+
+/// The host's inventory, through the cache where configured (and how the cache served).
+fn discover(
+    config: &Config,
+    options: &inventory::Options,
+) -> Result<(inventory::Inventory, Option<inventory::CacheUse>), inventory::Error> {
+    match &config.inventory_cache {
+        Some(dir) => inventory::discover_cached(&config.roots(), options, dir)
+            .map(|(inventory, how)| (inventory, Some(how))),
+        None => inventory::discover_with(&config.roots(), options).map(|inv| (inv, None)),
+    }
 }
 
 fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
