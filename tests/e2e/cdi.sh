@@ -18,7 +18,8 @@
 #  - another vendor's device (example.com/dev=a, a node made with mknod) needs no NVIDIA driver
 #    files at all;
 #  - a config.json an engine already applied CDI to (devices there, NVIDIA_VISIBLE_DEVICES=void)
-#    passes through byte for byte;
+#    passes through byte for byte, unless our hooks there say the spec was generated for
+#    another driver (refused, naming both versions);
 #  - an unknown name, a name two specs of one dir define, a broken spec, names mixed with plain
 #    ids, and a stale spec (a mounted file gone, another driver version) are refused with the
 #    cause and the fix named, non-zero, and nothing left behind; so is a spec whose edits fail
