@@ -14,6 +14,7 @@
 //! - [`Registry`] reads the spec dirs ([`DEFAULT_SPEC_DIRS`]) and resolves requested names to
 //!   their edits ([`Registry::edits_for`]).
 
+pub mod apply;
 pub mod error;
 pub mod name;
 pub mod registry;

@@ -1,12 +1,14 @@
 //! One file per subcommand, each with one entry function returning the process exit code on
 //! success; errors go back to `main`, which logs them where containerd looks and exits 1.
 
+pub mod cdi;
 mod create;
 mod delete;
 mod exec;
 mod executor;
 mod features;
 mod foreground;
+pub mod hook;
 mod kill;
 mod list;
 mod pause;
@@ -48,6 +50,8 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
         Command::State(args) => state::state(args, global),
         Command::Kill(args) => kill::kill(args, global),
         Command::Delete(args) => delete::delete(args, global),
+        Command::Cdi(args) => cdi::cdi(args),
+        Command::Hook(args) => hook::hook(args),
         Command::Common(cmd) => match cmd {
             CommonCmd::Run(args) => run::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
