@@ -1,11 +1,13 @@
 //! One function per runc subcommand. Each returns the process exit code on success; errors go
 //! back to `main`, which logs them where containerd looks and exits 1.
 
+pub mod completion;
 mod exec;
 mod executor;
 mod foreground;
 mod inspect;
 mod lifecycle;
+pub mod man;
 mod tty;
 mod update;
 
@@ -36,6 +38,9 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
         Command::State(args) => inspect::state(args, global),
         Command::Kill(args) => lifecycle::kill(args, global),
         Command::Delete(args) => lifecycle::delete(args, global),
+        Command::Checkpoint(_) => bail!("checkpoint is not supported by nvidia-runtime"),
+        Command::Completion(args) => completion::completion(args),
+        Command::Man(args) => man::man(args),
         Command::Common(cmd) => match cmd {
             CommonCmd::Run(args) => lifecycle::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
