@@ -25,13 +25,20 @@ pub struct Args {
 }
 
 pub fn completion(args: Args) -> Result<u8> {
+    // clap_complete offers hidden subcommands too; offer only what --help lists.
+    let full = crate::cli::command();
+    let mut visible = clap::Command::new("nvidia-runtime")
+        .args(full.get_arguments().cloned())
+        .subcommands(
+            full.get_subcommands()
+                .filter(|sub| !sub.is_hide_set())
+                .cloned(),
+        );
+    // into memory first: clap_complete panics when a write fails (`| head`)
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut visible, "nvidia-runtime", &mut script);
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(
-        args.shell,
-        &mut crate::cli::command(),
-        "nvidia-runtime",
-        &mut out,
-    );
+    out.write_all(&script)?;
     out.flush()?;
     Ok(0)
 }
