@@ -61,11 +61,13 @@ fi
 cp "$DEB" "$R/tmp/nvidia-runtime.deb"
 
 # in_root CMD... : CMD inside the rootfs (chroot), with /proc, /sys and /dev of the host
-# bound into it in a private mount namespace: the mounts end with the command.
+# bound into it in a private mount namespace: the mounts end with the command. The rootfs is
+# made a mount point of its own, as a real root is (the runtime changes its propagation).
 in_root() {
     timeout -k 5 120 unshare --mount --propagation private -- /bin/sh -c '
         r=$1; shift
-        mount --rbind /proc "$r/proc" && mount --rbind /sys "$r/sys" && mount --rbind /dev "$r/dev" || exit 99
+        mount --bind "$r" "$r" && mount --rbind /proc "$r/proc" && mount --rbind /sys "$r/sys" \
+            && mount --rbind /dev "$r/dev" || exit 99
         exec chroot "$r" "$@"' in_root "$R" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
 }
 
@@ -136,10 +138,11 @@ test_installed_binary_runs_a_gpu_container() {
     bundle_set "$R/bundle" 'c["process"]["env"] += ["NVIDIA_VISIBLE_DEVICES=1", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]'
     capture in_root env NVIDIA_CTK_CONFIG_FILE_PATH=/sim.toml /usr/bin/nvidia-runtime --root /run/nvidia-runtime run --bundle /bundle pkg-gpu
     assert_rc 0 "the installed nvidia-runtime runs a GPU container inside the Debian rootfs"
-    assert_eq "nvidia1
-GPU 0: NVIDIA H100 80GB HBM3 (UUID: $(uuid_of 1))" "$(sed -n 1,2p <<<"$OUT")" \
-        "the container sees GPU 1 only, and the simulated nvidia-smi lists it"
-    assert_ne "0" "$(sed -n 3p <<<"$OUT")" "…and the driver's libcuda.so was injected"
+    # (the simulated GPU i has device minor i XOR 1: GPU 1 is /dev/nvidia0)
+    assert_eq "nvidia0
+$(smi_lines 1)" "$(sed -n 1,2p <<<"$OUT")" \
+        "the container sees GPU 1 only (its node, /dev/nvidia0), and the simulated nvidia-smi lists it"
+    assert_match "$(sed -n 3p <<<"$OUT")" '^[1-9][0-9]*$' "…and the driver's libcuda.so files were injected"
     capture in_root /usr/bin/nvidia-runtime --root /run/nvidia-runtime list -q
     assert_eq "" "$OUT" "…and nothing is left in its state"
     rm -rf --one-file-system "$R/sim" "$R/sim.toml" "$R/bundle" "$R/run/nvidia-runtime"
