@@ -106,10 +106,13 @@ test_install_on_a_clean_debian() {
     assert_eq "$(cat "$REPO/packaging/config.toml")" "$(cat "$R$CONFIG" 2>&1)" \
         "the commented default config is installed where there was none"
     assert_eq "" "$(grep -v -e '^#' -e '^\[' -e '^$' "$R$CONFIG")" "…and every key in it is commented out"
-    local unit
+    local unit installed
     for unit in "$REPO"/deploy/systemd/*.service "$REPO"/deploy/systemd/*.path; do
         [[ -e $unit ]] || continue
-        assert_true "systemd unit $(basename "$unit")" cmp "$unit" "$R/lib/systemd/system/$(basename "$unit")"
+        installed=$R/lib/systemd/system/$(basename "$unit")
+        assert_eq "$(sed 's#/usr/local/bin/nvidia-runtime#/usr/bin/nvidia-runtime#g' "$unit")" "$(cat "$installed" 2>&1)" \
+            "systemd unit $(basename "$unit") installed, naming /usr/bin/nvidia-runtime"
+        assert_not_contains "$(cat "$installed" 2>&1)" "/usr/local/bin" "…and no binary under /usr/local"
     done
 
     capture in_root nvidia-runtime --version
