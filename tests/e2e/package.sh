@@ -15,6 +15,7 @@
 #    libcontainer versions, --help of every subcommand is ours, the bash completion loads;
 #  - the installed binary runs a GPU container there (simulated 2-GPU driver root inside the
 #    rootfs): the container sees exactly the GPUs asked for, nvidia-smi and libcuda;
+#  - installing it again (an upgrade's steps) keeps the link and an edited config;
 #  - `dpkg -r` removes the binary and the link, keeps the config; `dpkg --purge` then removes the
 #    untouched default config, leaving the rootfs's file list as it was before the install;
 #  - on a host that has NVIDIA's hook and its own config.toml already, neither is touched by
@@ -151,6 +152,16 @@ $(smi_lines 1)" "$(sed -n 1,2p <<<"$OUT")" \
     rm -rf --one-file-system "$R/sim" "$R/sim.toml" "$R/bundle" "$R/run/nvidia-runtime"
 }
 
+test_reinstall_keeps_the_link_and_an_edited_config() {
+    cp "$R$CONFIG" "$TEST_TMP/config.default"
+    printf '\n[nvidia-container-runtime]\nlog-level = "info"\n' >>"$R$CONFIG"
+    capture in_root dpkg -i /tmp/nvidia-runtime.deb
+    assert_rc 0 "dpkg -i of the same package again (an upgrade's steps)"
+    assert_eq "nvidia-runtime" "$(readlink "$R$HOOK")" "the hook link is still there"
+    assert_contains "$(cat "$R$CONFIG")" 'log-level = "info"' "the administrator's edit of the config is kept"
+    cp "$TEST_TMP/config.default" "$R$CONFIG"
+}
+
 test_remove_and_purge_leave_a_clean_debian() {
     capture in_root dpkg -r nvidia-runtime
     assert_rc 0 "dpkg -r removes the package"
@@ -186,5 +197,5 @@ test_nvidia_hook_and_config_already_there_are_kept() {
 }
 
 run_tests test_install_on_a_clean_debian test_installed_binary_runs_a_gpu_container \
-    test_remove_and_purge_leave_a_clean_debian test_nvidia_hook_and_config_already_there_are_kept
+    test_reinstall_keeps_the_link_and_an_edited_config test_remove_and_purge_leave_a_clean_debian test_nvidia_hook_and_config_already_there_are_kept
 e2e_finish
