@@ -2,6 +2,7 @@
 //! success; errors go back to `main`, which logs them where containerd looks and exits 1.
 
 pub mod cdi;
+pub mod completion;
 mod create;
 mod delete;
 mod exec;
@@ -11,6 +12,7 @@ mod foreground;
 pub mod hook;
 mod kill;
 mod list;
+pub mod man;
 mod pause;
 mod ps;
 mod resume;
@@ -52,6 +54,9 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
         Command::Delete(args) => delete::delete(args, global),
         Command::Cdi(args) => cdi::cdi(args),
         Command::Hook(args) => hook::hook(args),
+        Command::Checkpoint(_) => bail!("checkpoint is not supported by nvidia-runtime"),
+        Command::Completion(args) => completion::completion(args),
+        Command::Man(args) => man::man(args),
         Command::Common(cmd) => match cmd {
             CommonCmd::Run(args) => run::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
