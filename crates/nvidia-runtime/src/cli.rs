@@ -42,6 +42,8 @@ pub enum Command {
     Delete(liboci_cli::Delete),
     #[command(flatten)]
     Common(liboci_cli::CommonCmd),
+    /// register nvidia-runtime with Docker, containerd or CRI-O
+    Configure(crate::commands::configure::Configure),
 }
 
 /// runc's `kill`: the signal is optional and defaults to SIGTERM (liboci-cli requires it).
