@@ -39,8 +39,8 @@ fn main() -> ExitCode {
         eprintln!(
             "nvidia-container-runtime-hook: this is a link to nvidia-runtime, which gives \
              containers their GPUs as their OCI runtime, not as a hook; this container was \
-             started by another runtime (runc?), so it would have no GPU. Run the container with \
-             nvidia-runtime as its runtime: `docker run --runtime=nvidia ...`, or make it \
+             started by another runtime (runc?), so it would have no GPU: run the container with \
+             nvidia-runtime as its runtime, `docker run --runtime=nvidia ...`, or make it \
              Docker's default with `nvidia-runtime configure docker --set-as-default` and \
              restart dockerd"
         );
