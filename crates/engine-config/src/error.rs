@@ -27,8 +27,10 @@ pub enum Error {
     /// A containerd config whose `version` this editor does not write for.
     #[error("containerd config version {0} is not supported (versions 2 and 3 are: containerd 1.6 and later)")]
     UnsupportedVersion(i64),
-    /// A containerd config without `version` key: version 1, from containerd before 1.5.
-    #[error("this is a version 1 containerd config (it has no `version` key); migrate it first (`containerd config migrate` on containerd 2, or add `version = 2` and rename `plugins.cri` to `plugins.\"io.containerd.grpc.v1.cri\"`)")]
+    /// A containerd config without `version` key: version 1, from containerd before 1.5 or
+    /// Docker's `containerd.io` package. Its plugin names and `disabled_plugins` entries mean
+    /// other things in version 2, so it is not converted behind the user's back.
+    #[error("this is a version 1 containerd config (it has no `version` key, like the one Docker's containerd.io package ships); write a current one first, e.g. `containerd config default > config.toml` (containerd 1.x: keep what you need from the old file), or add `version = 2` after renaming `plugins.cri` to `plugins.\"io.containerd.grpc.v1.cri\"` and `\"cri\"` in disabled_plugins to `\"io.containerd.grpc.v1.cri\"`")]
     VersionOne,
 }
 

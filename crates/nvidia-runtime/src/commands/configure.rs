@@ -33,6 +33,19 @@ const STANDARD_PATH: [&str; 6] = [
 
 const DROP_IN_NAME: &str = "99-nvidia.toml";
 
+const AFTER_HELP: &str = "\
+Edits the engine's config so that it runs containers through this binary as the runtime named
+\"nvidia\", keeping every other setting, then says which daemon to restart. A second run changes
+nothing; --remove takes away exactly what was added. An edited main config is first copied to
+NAME.YYYYMMDDTHHMMSSZ.bak next to it.
+
+Examples:
+  nvidia-runtime configure docker                   # runtimes.nvidia in /etc/docker/daemon.json
+  nvidia-runtime configure docker --set-as-default  # every container can ask for GPUs
+  nvidia-runtime configure containerd --cdi         # /etc/containerd/conf.d/99-nvidia.toml
+  nvidia-runtime configure crio --dry-run           # print /etc/crio/crio.conf.d/99-nvidia.toml
+  nvidia-runtime configure docker --remove";
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     Docker,
@@ -40,20 +53,9 @@ pub enum Engine {
     Crio,
 }
 
-/// Register nvidia-runtime as the `nvidia` runtime of Docker, containerd or CRI-O.
-///
-/// Edits the engine's config so that it can run containers through this binary, keeping every
-/// other setting, then says which daemon to restart. Running it again changes nothing;
-/// `--remove` takes away exactly what it added.
-///
-/// Examples:
-///   nvidia-runtime configure docker                     # runtimes.nvidia in /etc/docker/daemon.json
-///   nvidia-runtime configure docker --set-as-default    # every container gets GPUs on request
-///   nvidia-runtime configure containerd --cdi           # /etc/containerd/conf.d/99-nvidia.toml
-///   nvidia-runtime configure crio --dry-run             # print /etc/crio/crio.conf.d/99-nvidia.toml
-///   nvidia-runtime configure docker --remove
+/// `configure`'s arguments; its one-line help is the `Command::Configure` variant's.
 #[derive(clap::Args, Debug)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = AFTER_HELP)]
 pub struct Configure {
     /// the container engine to configure
     #[arg(value_enum)]
@@ -259,6 +261,13 @@ fn make_hook_link(args: &Configure, binary: &str, report: &mut Report) -> Result
              --runtime=nvidia",
             foreign.display()
         ));
+        if is_our_link(&link, binary) {
+            report.note(format!(
+                "{} (ours) is on the PATH too: if it comes first it shadows that hook; \
+                 `configure docker --remove` takes it away",
+                link.display()
+            ));
+        }
         return Ok(());
     }
     if fs::read_link(&link).ok().as_deref() == Some(Path::new(binary)) {
