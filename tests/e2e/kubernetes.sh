@@ -18,7 +18,8 @@
 #  - envvar (NVIDIA's device plugin, deviceListStrategy=envvar): NVIDIA_VISIBLE_DEVICES=<uuid>
 #    gives exactly that GPU, and another GPU's node made with mknod cannot be opened;
 #  - volume-mounts: /dev/null mounted at /var/run/nvidia-container-devices/<uuid> gives exactly
-#    that GPU, even with NVIDIA_VISIBLE_DEVICES=all in the env (as CUDA images set it);
+#    that GPU, even with NVIDIA_VISIBLE_DEVICES=all in the env (as CUDA images set it); with
+#    accept-nvidia-visible-devices-envvar-when-unprivileged = false, env all alone gives nothing;
 #  - cdi-annotations: the container annotation cdi.k8s.io/nvidia-device-plugin_<uuid> =
 #    nvidia.com/gpu=<uuid>, passed through by container_annotations, resolved from the spec
 #    `nvidia-runtime cdi generate` wrote into the configured spec dir;
@@ -262,6 +263,25 @@ test_volume_mounts() {
     rm_pod
 }
 
+# What NVIDIA recommends with volume-mounts: an image's NVIDIA_VISIBLE_DEVICES=all gives an
+# unprivileged pod nothing, only the device plugin's mounts count.
+test_volume_mounts_only() {
+    local cfg=$NVIDIA_CTK_CONFIG_FILE_PATH
+    cp "$cfg" "$cfg.orig"
+    { echo 'accept-nvidia-visible-devices-envvar-when-unprivileged = false'; cat "$cfg.orig"; } >"$cfg"
+    _volume_mounts_only
+    mv "$cfg.orig" "$cfg"
+}
+_volume_mounts_only() {
+    pod mountsonly nvidia || return 0
+    container mountsonly work --env NVIDIA_VISIBLE_DEVICES=all \
+        --mount "/dev/null:/var/run/nvidia-container-devices/$(uuid_of 0):ro" || return 0
+    check_gpu "volume-mounts, envvar refused when unprivileged (mount of <uuid of 0>, env all)" 0
+    container mountsonly bare --env NVIDIA_VISIBLE_DEVICES=all || return 0
+    check_nothing "envvar refused when unprivileged, env all and no mount"
+    rm_pod
+}
+
 test_cdi_annotations() {
     capture "$RUNTIME" cdi generate --device-name-strategy uuid --format yaml --output "$CDI_DIR/nvidia.yaml"
     assert_rc 0 "nvidia-runtime cdi generate --device-name-strategy uuid writes the spec"
@@ -332,6 +352,6 @@ test_all_removed() {
 }
 
 start_cri_containerd
-run_tests test_cri_ready test_envvar test_volume_mounts test_cdi_annotations test_dra_claim \
+run_tests test_cri_ready test_envvar test_volume_mounts test_volume_mounts_only test_cdi_annotations test_dra_claim \
     test_nothing_asked test_runc_handler test_all_removed
 e2e_finish
