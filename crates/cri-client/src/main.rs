@@ -398,3 +398,65 @@ fn pod_config(a: &RunPodArgs) -> PodSandboxConfig {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_parse_with_and_without_ro() {
+        let m = mount("/dev/null:/var/run/nvidia-container-devices/GPU-1").unwrap();
+        assert_eq!(
+            (m.host_path.as_str(), m.container_path.as_str(), m.readonly),
+            (
+                "/dev/null",
+                "/var/run/nvidia-container-devices/GPU-1",
+                false
+            )
+        );
+        assert!(mount("/a:/b:ro").unwrap().readonly);
+        assert!(mount("/a").is_err());
+        assert!(mount("/a:/b:rw").is_err());
+    }
+
+    #[test]
+    fn key_values_split_at_the_first_equals() {
+        // A CDI annotation's value holds '=' itself.
+        assert_eq!(
+            key_value("cdi.k8s.io/x=nvidia.com/gpu=0").unwrap(),
+            ("cdi.k8s.io/x".to_string(), "nvidia.com/gpu=0".to_string())
+        );
+        assert!(key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn pods_share_the_host_network_and_have_their_own_pid_namespace() {
+        let cli = Cli::parse_from([
+            "cri-client",
+            "-r",
+            "/s",
+            "run-pod",
+            "--name",
+            "p",
+            "--log-dir",
+            "/l",
+            "--config-out",
+            "/c",
+        ]);
+        let Cmd::RunPod(a) = cli.command else {
+            panic!("not run-pod")
+        };
+        let c = pod_config(&a);
+        let ns = c
+            .linux
+            .unwrap()
+            .security_context
+            .unwrap()
+            .namespace_options
+            .unwrap();
+        assert_eq!(ns.network, NamespaceMode::Node as i32);
+        assert_eq!(ns.pid, NamespaceMode::Pod as i32);
+        assert_eq!(c.metadata.unwrap().uid, "default-p");
+        assert_eq!(c.hostname, "");
+    }
+}
