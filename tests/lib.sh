@@ -797,18 +797,18 @@ stop_containerd() (    # subshell body: best effort, never trips set -e
     unmount_under "$dir"
 )
 
-# make_oci_archive ROOTFS OUT.tar REF : a one-layer OCI image archive (oci-layout,
+# make_oci_archive ROOTFS OUT.tar REF [CMD_JSON] : a one-layer OCI image archive (oci-layout,
 # index.json, blobs/sha256/…) that `ctr images import` accepts; REF like
-# docker.io/library/bb:latest.
+# docker.io/library/bb:latest; CMD_JSON the image's Cmd (default ["sh"]).
 make_oci_archive() {
-    local rootfs=$1 out=$2 ref=$3 work
+    local rootfs=$1 out=$2 ref=$3 cmd=${4:-'["sh"]'} work
     work=$(mktemp -d "$TEST_TMP/oci.XXXXXX")
     tar -C "$rootfs" -c . >"$work/layer.tar"
     local arch
     case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
-    python3 - "$work" "$ref" "$arch" <<'EOF'
+    python3 - "$work" "$ref" "$arch" "$cmd" <<'EOF'
 import gzip, hashlib, json, os, sys
-work, ref, arch = sys.argv[1], sys.argv[2], sys.argv[3]
+work, ref, arch, cmd = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 blobs = os.path.join(work, "img", "blobs", "sha256"); os.makedirs(blobs)
 def put(data):
     d = hashlib.sha256(data).hexdigest()
@@ -819,7 +819,7 @@ diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
 layer = put(gzip.compress(raw, mtime=0))
 config = put(json.dumps({
     "architecture": arch, "os": "linux",
-    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": cmd},
     "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     "history": [{"created_by": "tests/lib.sh make_oci_archive"}],
 }).encode())
