@@ -19,8 +19,9 @@
 #  - containerd: the main config gains only the imports line (comments and order kept), the
 #    drop-in registers the runtime (config version 2 keeps the CRI section: containerd 1.6
 #    replaces a plugin's section with an imported one), `containerd config dump` shows our
-#    BinaryName, the real containerd starts on it with its CRI plugin ok, and that BinaryName
-#    runs a GPU container; --remove gives back the main config's bytes and deletes the drop-in;
+#    BinaryName, the real containerd starts on it with its CRI plugin ok, that BinaryName runs a
+#    GPU container, and a pod on the CRI handler "nvidia" (crates/cri-client, as the kubelet
+#    asks) gets its GPU from nvidia-runtime; --remove gives back the main config's bytes and deletes the drop-in;
 #    a version 3 config gets the 2.x plugin; a malformed config is refused untouched;
 #  - CRI-O (not installed here): the drop-in parses, starts from the monitor settings of the
 #    packaged default runtime, keeps its own state root, and --remove deletes only it.
@@ -184,6 +185,10 @@ test_dockerd_default_runtime() {
 
 C_DIR=$TEST_TMP/cfg-containerd
 CRI='plugins."io.containerd.grpc.v1.cri"'
+PAUSE_IMAGE=registry.example/pause:e2e
+BB_IMAGE=docker.io/library/bb:latest
+CRI_CLIENT=${CRI_CLIENT:-$REPO/target/debug/cri-client}
+cri() { timeout -k 5 "$E2E_TIMEOUT" "$CRI_CLIENT" -r "$C_DIR/containerd.sock" --timeout "$E2E_TIMEOUT" "$@"; }
 write_containerd_main() {
     mkdir -p "$C_DIR"
     cat >"$C_DIR/config.toml" <<EOF
@@ -206,8 +211,12 @@ disabled_plugins = ["io.containerd.tracing.processor.v1.otlp", "io.containerd.in
   path = "$C_DIR/opt"
 
 [$CRI]
-  # kept in the drop-in's copy: containerd 1.6 would fall back to its default otherwise
-  sandbox_image = "registry.example/pause:e2e"
+  # kept in the drop-in's copy: containerd 1.6 would fall back to its defaults otherwise
+  sandbox_image = "$PAUSE_IMAGE"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # the pause container's oom_score_adj (-998) may not be lowered here
+  restrict_oom_score_adj = true
   [$CRI.cni]
     bin_dir = "$C_DIR/cni/bin"
     conf_dir = "$C_DIR/cni/conf"
@@ -238,7 +247,7 @@ test_containerd_files() {
     containerd --config "$C_DIR/config.toml" config dump >"$C_DIR/dump.toml" 2>"$C_DIR/dump.err"
     assert_eq "$REAL" "$(py_toml "$C_DIR/dump.toml" "$nv['options']['BinaryName']")" "containerd config dump: runtime nvidia with our BinaryName"
     assert_eq nvidia "$(py_toml "$C_DIR/dump.toml" "c['plugins']['io.containerd.grpc.v1.cri']['containerd']['default_runtime_name']")" "…default_runtime_name nvidia"
-    assert_eq registry.example/pause:e2e "$(py_toml "$C_DIR/dump.toml" "c['plugins']['io.containerd.grpc.v1.cri']['sandbox_image']")" "…the main config's CRI settings survive the import"
+    assert_eq "$PAUSE_IMAGE" "$(py_toml "$C_DIR/dump.toml" "c['plugins']['io.containerd.grpc.v1.cri']['sandbox_image']")" "…the main config's CRI settings survive the import"
     assert_eq io.containerd.runc.v2 "$(py_toml "$C_DIR/dump.toml" "c['plugins']['io.containerd.grpc.v1.cri']['containerd']['runtimes']['runc']['runtime_type']")" "…and so does the runc runtime"
 
     local before
@@ -249,18 +258,51 @@ test_containerd_files() {
 }
 
 test_containerd_running() {
-    local id=cfg-gpu binary
+    local id=cfg-gpu binary r=$TEST_TMP/cfg-rootfs
     capture ctr_ plugins ls
     assert_match "$OUT" $'io\\.containerd\\.grpc\\.v1[[:space:]]+cri[[:space:]]+[^\n]*ok' "containerd started on the written configs: ctr plugins ls shows cri ok"
     binary=$(py_toml "$C_DIR/dump.toml" "c['plugins']['io.containerd.grpc.v1.cri']['containerd']['runtimes']['nvidia']['options']['BinaryName']")
-    local r=$TEST_TMP/cfg-bb-rootfs
     make_busybox_rootfs "$r"
-    make_oci_archive "$r" "$TEST_TMP/cfg-bb.tar" docker.io/library/bb:latest
+    make_oci_archive "$r" "$TEST_TMP/cfg-bb.tar" "$BB_IMAGE"
+    printf '%s\n' "trap 'exit 0' TERM INT" 'while :; do sleep 3600 & wait $!; done' >"$r/pause"
+    make_oci_archive "$r" "$TEST_TMP/cfg-pause.tar" "$PAUSE_IMAGE" '["/bin/sh", "/pause"]'
+    rm -rf "$r"
     ctr_ images import "$TEST_TMP/cfg-bb.tar" >/dev/null
     capture ctr_ run --rm --runc-binary "$binary" --runc-root "$C_DIR/runc-root" --fifo-dir "$C_DIR/fifo" \
-        --cgroup "/$(cgroup_parent)/ctr-$id" --env NVIDIA_VISIBLE_DEVICES=2 docker.io/library/bb:latest "$id" sh -c "$GPU_CMD"
+        --cgroup "/$(cgroup_parent)/ctr-$id" --env NVIDIA_VISIBLE_DEVICES=2 "$BB_IMAGE" "$id" sh -c "$GPU_CMD"
     assert_rc 0 "the configured BinaryName runs a container under containerd: rc 0"
     assert_eq $'/dev/nvidia3\n'"$(smi_lines 2)" "$OUT" "…NVIDIA_VISIBLE_DEVICES=2 gives exactly GPU 2"
+}
+
+# A pod on the "nvidia" handler through the CRI, as the kubelet runs one for a RuntimeClass
+# with handler nvidia: containerd picks the runtime from the drop-in alone.
+test_containerd_cri_pod() {
+    if ! [[ -x $CRI_CLIENT ]]; then
+        fail "CRI_CLIENT=$CRI_CLIENT is not an executable (cargo build -p cri-client)"
+        return 0
+    fi
+    local k8s=(timeout -k 5 "$E2E_TIMEOUT" ctr -a "$C_DIR/containerd.sock" -n k8s.io) pod cid
+    "${k8s[@]}" images import "$TEST_TMP/cfg-pause.tar" >/dev/null
+    "${k8s[@]}" images import "$TEST_TMP/cfg-bb.tar" >/dev/null
+    mkdir -p "$TEST_TMP/cfg-pod"
+    capture cri run-pod --handler nvidia --name cfg-pod --uid uid-cfg-pod --log-dir "$TEST_TMP/cfg-pod" \
+        --cgroup-parent "/$(cgroup_parent)/kubepods" --config-out "$TEST_TMP/cfg-pod/sandbox.json"
+    assert_rc 0 "CRI RunPodSandbox with handler nvidia (registered by the drop-in): rc 0"
+    pod=$OUT
+    capture cri create-container "$pod" --pod-config "$TEST_TMP/cfg-pod/sandbox.json" --name work \
+        --image "$BB_IMAGE" --env NVIDIA_VISIBLE_DEVICES=5 -- sleep 2147483647
+    assert_rc 0 "…CreateContainer: rc 0"
+    cid=$OUT
+    capture cri start "$cid"
+    assert_rc 0 "…StartContainer: rc 0"
+    capture cri exec-sync "$cid" -- sh -c "$GPU_CMD"
+    assert_eq $'/dev/nvidia4\n'"$(smi_lines 5)" "$OUT" "…the pod's container sees exactly GPU 5 (injected by nvidia-runtime)"
+    capture timeout 10 "$RUNTIME" --root "$C_DIR/runc-root/k8s.io" state "$cid"
+    assert_eq running "$(json_get 'j["status"]' <<<"$OUT")" "…and nvidia-runtime's own state shows it running"
+    capture cri stop-pod "$pod"
+    assert_rc 0 "…StopPodSandbox: rc 0"
+    capture cri rm-pod "$pod"
+    assert_rc 0 "…RemovePodSandbox: rc 0"
 }
 
 test_containerd_remove() {
@@ -357,7 +399,7 @@ fi
 run_tests test_containerd_files
 if [[ -f $C_DIR/conf.d/99-nvidia.toml ]]; then
     start_containerd cfg-containerd "$C_DIR/config.toml"
-    run_tests test_containerd_running
+    run_tests test_containerd_running test_containerd_cri_pod
     stop_containerd "$C"
 fi
 run_tests test_containerd_remove test_containerd_v3_and_malformed test_crio
