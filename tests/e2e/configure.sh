@@ -342,6 +342,12 @@ test_containerd_v3_and_malformed() {
     assert_rc 1 "someone else's 99-nvidia.toml: rc 1"
     assert_contains "$ERR" "not written by nvidia-runtime" "…says whose it is not"
     assert_eq $'version = 2\n# nvidia-ctk' "$(cat "$dir/theirs.d/99-nvidia.toml")" "…and leaves it"
+    printf 'version = 2\nimports = ["%s"]\n' "$dir/theirs.d/99-nvidia.toml" >"$dir/theirs.toml"
+    before=$(sha "$dir/theirs.toml")
+    capture cfg containerd --config "$dir/theirs.toml" --drop-in-dir "$dir/theirs.d" --remove
+    assert_rc 0 "--remove with someone else's 99-nvidia.toml: rc 0"
+    assert_eq "$before" "$(sha "$dir/theirs.toml")" "…keeps its import (it is what loads that file)"
+    assert_true "…and the file" test -f "$dir/theirs.d/99-nvidia.toml"
 }
 
 # --- CRI-O (not installed: the drop-in is checked by parsing) ------------------------------------

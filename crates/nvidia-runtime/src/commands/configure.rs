@@ -210,7 +210,7 @@ fn docker(args: &Configure, binary: &str, report: &mut Report) -> Result<()> {
 
 fn refused(path: &Path) -> String {
     format!(
-        "{}: refused, nothing was changed; fix the file (or move it away) and run again",
+        "{}: nothing was changed (fix the file or move it away, then run again)",
         path.display()
     )
 }
@@ -339,6 +339,13 @@ fn containerd(args: &Configure, binary: &str, report: &mut Report) -> Result<()>
     let drop_is_ours = existing_drop.as_deref().is_none_or(containerd::is_ours);
 
     if args.remove {
+        if !drop_is_ours {
+            // its import may be what loads it: both stay
+            report.note(format!(
+                "{drop_str} was not written by nvidia-runtime: it and its import are left as they are"
+            ));
+            return Ok(());
+        }
         let change = containerd::remove_import(main_text.as_deref(), version, drop_str)
             .with_context(|| refused(&main_path))?;
         let what = match change {
@@ -346,11 +353,7 @@ fn containerd(args: &Configure, binary: &str, report: &mut Report) -> Result<()>
             _ => format!("import of {drop_str} removed"),
         };
         report.apply(&main_path, main_text.as_deref(), &change, &[what], true)?;
-        if existing_drop.is_some() && !drop_is_ours {
-            report.note(format!(
-                "{drop_str} was not written by nvidia-runtime: left as it is"
-            ));
-        } else if existing_drop.is_some() {
+        if existing_drop.is_some() {
             report.apply(
                 &drop_path,
                 existing_drop.as_deref(),
@@ -524,9 +527,12 @@ fn crio(args: &Configure, binary: &str, report: &mut Report) -> Result<()> {
 
 fn read_optional(path: &Path) -> Result<Option<String>> {
     match fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text: {}", path.display(), "refused")),
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not UTF-8 text, so not a config: nothing was changed",
+                path.display()
+            )
+        }),
         Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
     }
