@@ -424,14 +424,18 @@ fn containerd(args: &Configure, binary: &str, report: &mut Report) -> Result<()>
     Ok(())
 }
 
-/// `containerd --version`'s major and minor (`containerd github.com/containerd/containerd
-/// v1.7.2 …`, Debian's `… 1.6.20~ds1 …`), or none when containerd is not installed.
+/// `containerd --version`'s major and minor, or none when containerd is not installed.
 fn containerd_version() -> Option<(u64, u64)> {
     let output = std::process::Command::new("containerd")
         .arg("--version")
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    parse_containerd_version(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// Major and minor from `containerd github.com/containerd/containerd/v2 v2.0.0 <commit>`, or
+/// Debian's `containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3`.
+fn parse_containerd_version(text: &str) -> Option<(u64, u64)> {
     let word = text.split_whitespace().nth(2)?;
     let mut parts = word.trim_start_matches('v').split('.');
     let number = |part: Option<&str>| -> Option<u64> {
@@ -731,5 +735,57 @@ impl Report {
             Engine::Crio => "CRI-O (systemctl restart crio)",
         };
         eprintln!("restart {restart} for the change to take effect");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerd_versions() {
+        let cases = [
+            ("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n", Some((1, 6))),
+            ("containerd containerd.io 1.7.27 05044ec0a9a75232cad458027ca83437aae3f4da\n", Some((1, 7))),
+            ("containerd github.com/containerd/containerd/v2 v2.1.4 75cb2b7193e4e490e9fbdc236c0e811ccaba3376\n", Some((2, 1))),
+            ("", None),
+            ("containerd: unknown flag\n", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_containerd_version(text), expected, "{text:?}");
+        }
+    }
+
+    fn args(hook_dir: Option<&str>) -> Configure {
+        Configure {
+            engine: Engine::Docker,
+            set_as_default: false,
+            cdi: false,
+            config: None,
+            drop_in_dir: None,
+            dry_run: false,
+            remove: false,
+            runtime_path: None,
+            hook_dir: hook_dir.map(PathBuf::from),
+            no_hook: false,
+        }
+    }
+
+    #[test]
+    fn the_hook_link_goes_where_dockerd_looks() {
+        // the binary's own directory when it is on dockerd's PATH
+        assert_eq!(
+            hook_dir(&args(None), "/usr/bin/nvidia-runtime"),
+            Path::new("/usr/bin")
+        );
+        // else /usr/local/bin
+        assert_eq!(
+            hook_dir(&args(None), "/opt/nvidia-runtime/bin/nvidia-runtime"),
+            Path::new("/usr/local/bin")
+        );
+        assert_eq!(
+            hook_dir(&args(Some("/x")), "/usr/bin/nvidia-runtime"),
+            Path::new("/x")
+        );
     }
 }
