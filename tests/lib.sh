@@ -648,13 +648,14 @@ stop_daemon_pid() {
     kill -9 "$pid" 2>/dev/null || true
 }
 
-# start_dockerd [--name N] [--default-runtime RT] [--runtime-path P] [--path-prepend DIR]
-#   registers runtime "nvidia" → P (default $RUNTIME); sets D.
+# start_dockerd [--name N] [--default-runtime RT] [--runtime-path P] [--path-prepend DIR] [--config FILE]
+#   registers runtime "nvidia" → P (default $RUNTIME), or runs on daemon.json FILE as it is; sets D.
 start_dockerd() {
-    local name=docker default_rt="" rt_path=$RUNTIME path_prepend=""
+    local name=docker default_rt="" rt_path=$RUNTIME path_prepend="" config=""
     while (($#)); do
         case $1 in
             --name) name=$2; shift 2 ;;
+            --config) config=$2; shift 2 ;;
             --default-runtime) default_rt=$2; shift 2 ;;
             --runtime-path) rt_path=$2; shift 2 ;;
             --path-prepend) path_prepend=$2; shift 2 ;;
@@ -666,17 +667,20 @@ start_dockerd() {
     D=$TEST_TMP/$name
     mkdir -p "$D"
     _E2E_DOCKERDS+=("$D")
-    python3 - "$D/daemon.json" "$rt_path" "$default_rt" <<'EOF'
+    if [[ -z $config ]]; then
+        config=$D/daemon.json
+        python3 - "$config" "$rt_path" "$default_rt" <<'EOF'
 import json, sys
 cfg = {"runtimes": {"nvidia": {"path": sys.argv[2]}}}
 if sys.argv[3]:
     cfg["default-runtime"] = sys.argv[3]
 json.dump(cfg, open(sys.argv[1], "w"), indent=2)
 EOF
+    fi
     local path=$PATH
     [[ -n $path_prepend ]] && path=$path_prepend:$PATH
     PATH=$path setsid dockerd \
-        --config-file "$D/daemon.json" \
+        --config-file "$config" \
         --data-root "$D/data" --exec-root "$D/exec" \
         -H "unix://$D/docker.sock" --pidfile "$D/docker.pid" \
         --iptables=false --ip-masq=false --bridge=none \
@@ -726,13 +730,18 @@ import_busybox_image() {
 C=""   # dir of the current containerd: C/containerd.sock, C/containerd.log
 ctr_() { timeout -k 5 "$E2E_TIMEOUT" ctr -a "$C/containerd.sock" -n e2e "$@"; }
 
+# start_containerd [NAME [CONFIG]] : sets C=$TEST_TMP/NAME; CONFIG (whose sockets must be
+# C/containerd.sock[.ttrpc]) replaces the default config (version 2, CRI off).
 start_containerd() {
-    local name=${1:-containerd}
+    local name=${1:-containerd} config=${2:-}
     need_cmd containerd containerd
     need_cmd ctr containerd
     C=$TEST_TMP/$name
     mkdir -p "$C"
     _E2E_CONTAINERDS+=("$C")
+    if [[ -n $config ]]; then
+        [[ $config == "$C/config.toml" ]] || cp "$config" "$C/config.toml"
+    else
     cat >"$C/config.toml" <<EOF
 version = 2
 root = "$C/root"
@@ -752,6 +761,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.tracing.processo
 [metrics]
   address = ""
 EOF
+    fi
     setsid containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 </dev/null &
     echo $! >"$C/containerd.pid"
     local end=$((SECONDS + 30))
@@ -787,18 +797,18 @@ stop_containerd() (    # subshell body: best effort, never trips set -e
     unmount_under "$dir"
 )
 
-# make_oci_archive ROOTFS OUT.tar REF : a one-layer OCI image archive (oci-layout,
+# make_oci_archive ROOTFS OUT.tar REF [CMD_JSON] : a one-layer OCI image archive (oci-layout,
 # index.json, blobs/sha256/…) that `ctr images import` accepts; REF like
-# docker.io/library/bb:latest.
+# docker.io/library/bb:latest; CMD_JSON the image's Cmd (default ["sh"]).
 make_oci_archive() {
-    local rootfs=$1 out=$2 ref=$3 work
+    local rootfs=$1 out=$2 ref=$3 cmd=${4:-'["sh"]'} work
     work=$(mktemp -d "$TEST_TMP/oci.XXXXXX")
     tar -C "$rootfs" -c . >"$work/layer.tar"
     local arch
     case $(uname -m) in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
-    python3 - "$work" "$ref" "$arch" <<'EOF'
+    python3 - "$work" "$ref" "$arch" "$cmd" <<'EOF'
 import gzip, hashlib, json, os, sys
-work, ref, arch = sys.argv[1], sys.argv[2], sys.argv[3]
+work, ref, arch, cmd = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 blobs = os.path.join(work, "img", "blobs", "sha256"); os.makedirs(blobs)
 def put(data):
     d = hashlib.sha256(data).hexdigest()
@@ -809,7 +819,7 @@ diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
 layer = put(gzip.compress(raw, mtime=0))
 config = put(json.dumps({
     "architecture": arch, "os": "linux",
-    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]},
+    "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": cmd},
     "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     "history": [{"created_by": "tests/lib.sh make_oci_archive"}],
 }).encode())

@@ -63,6 +63,8 @@ pub enum Command {
     /// write the man pages into a directory (used when packaging)
     #[command(hide = true)]
     Man(crate::commands::man::Args),
+    /// register nvidia-runtime with Docker, containerd or CRI-O
+    Configure(crate::commands::configure::Configure),
 }
 
 const CDI_EXAMPLES: &str = "\

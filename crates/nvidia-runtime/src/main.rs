@@ -27,13 +27,18 @@ fn invoked_as_nvidia_hook() -> bool {
 
 fn main() -> ExitCode {
     if invoked_as_nvidia_hook() {
-        // dockerd enables `--gpus` only when a binary of this name is on its PATH; installing a
-        // link with this name to nvidia-runtime is enough. As a hook it has no job: we remove
-        // it from the spec. Reaching here means another runtime ran it: say so, loudly.
+        // dockerd enables `--gpus` only when a binary of this name is on its PATH, so
+        // `configure docker` links this name to nvidia-runtime. Run as nvidia-runtime, the
+        // container never runs this hook (we remove it from the spec and inject natively).
+        // Reaching here means another runtime (runc) runs the container: it would start
+        // without its GPUs, so fail it, saying why and how to switch (runc shows our stderr).
         eprintln!(
-            "nvidia-container-runtime-hook: this is nvidia-runtime, which injects GPUs itself and \
-             removes this hook; run the container with nvidia-runtime as its runtime \
-             (docker --runtime=nvidia, or \"default-runtime\": \"nvidia\")"
+            "nvidia-container-runtime-hook: this is a link to nvidia-runtime, which gives \
+             containers their GPUs as their OCI runtime, not as a hook; this container was \
+             started by another runtime (runc?), so it would have no GPU: run the container with \
+             nvidia-runtime as its runtime, `docker run --runtime=nvidia ...`, or make it \
+             Docker's default with `nvidia-runtime configure docker --set-as-default` and \
+             restart dockerd"
         );
         return ExitCode::from(1);
     }

@@ -3,6 +3,7 @@
 
 pub mod cdi;
 pub mod completion;
+pub mod configure;
 mod create;
 mod delete;
 mod exec;
@@ -57,6 +58,7 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
         Command::Checkpoint(_) => bail!("checkpoint is not supported by nvidia-runtime"),
         Command::Completion(args) => completion::completion(args),
         Command::Man(args) => man::man(args),
+        Command::Configure(args) => configure::configure(args),
         Command::Common(cmd) => match cmd {
             CommonCmd::Run(args) => run::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
