@@ -7,15 +7,23 @@
 //!                               └──────────────────────────────────► apply::apply ─► atomic write
 //! ```
 //! Everything but `rootfs` and the final write is a pure function of its inputs.
+//!
+//! CDI names are resolved from spec files by `cdi_request`; their edits go through
+//! `cdi::apply`, and the hooks of theirs that are steps of ours (links, the ld cache, the
+//! container's `/proc/driver/nvidia`) are done here in-process, as for native injection.
 
 pub mod apply;
 pub mod bundle;
+pub mod cdi_hooks;
+pub mod cdi_request;
+pub mod cdi_spec;
 pub mod config;
 pub mod driver_proc;
 pub mod plan;
 pub mod request;
 pub mod require;
 pub mod rootfs;
+pub mod steps;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -23,9 +31,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use bundle::{adopt, commit, write_config, BundleLock, Owner};
+pub use cdi_request::CdiError;
 pub use config::{Config, ConfigError};
 pub use plan::{Edits, PlanError};
-pub use request::{Devices, Request, RequestError};
+pub use request::{Asked, Devices, Request, RequestError};
 pub use require::RequireError;
 pub use rootfs::{FileKind, Rootfs, RootfsError};
 
@@ -36,14 +45,14 @@ pub use rootfs::{FileKind, Rootfs, RootfsError};
 pub const ARTIFACTS_DIR: &str = ".nvidia-runtime";
 
 /// The container's loader cache, which we write into its rootfs.
-const LD_SO_CACHE: &str = "/etc/ld.so.cache";
+pub(crate) const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 /// What `ldconfig` reads; only where the image has it is our entry in its `.d` dir worth
 /// writing.
-const LD_SO_CONF: &str = "/etc/ld.so.conf";
+pub(crate) const LD_SO_CONF: &str = "/etc/ld.so.conf";
 /// Names the injected libraries' dirs, so that an `ldconfig` run in the container (an
 /// `apt-get install`) lists them again in the cache it writes. NVIDIA's toolkit writes
 /// `00-nvcr-*.conf` there for the same reason; `00` puts them before the image's own dirs.
-const LD_SO_CONF_ENTRY: &str = "/etc/ld.so.conf.d/00-nvidia-runtime.conf";
+pub(crate) const LD_SO_CONF_ENTRY: &str = "/etc/ld.so.conf.d/00-nvidia-runtime.conf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
@@ -61,6 +70,9 @@ pub enum InjectError {
     NoRoot,
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// Boxed: a registry error is large, and every create returns this type.
+    #[error(transparent)]
+    Cdi(Box<CdiError>),
     #[error("cannot discover the NVIDIA driver: {0}")]
     Inventory(#[from] inventory::Error),
     #[error(transparent)]
@@ -100,6 +112,12 @@ pub enum InjectError {
     Record { path: PathBuf, reason: String },
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
+}
+
+impl From<CdiError> for InjectError {
+    fn from(err: CdiError) -> Self {
+        InjectError::Cdi(Box::new(err))
+    }
 }
 
 /// Microseconds spent in each stage of one injection (for the log and `hack/bench`).
@@ -313,7 +331,21 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let original = original.unwrap_or_else(|| before.clone());
 
     let hook_removed = request::remove_gpu_hooks(&mut spec);
-    let Some(request) = request::parse(&spec, config)? else {
+    let asked = request::parse(&spec, config)?;
+    let resolved = match &asked {
+        Some(asked) if !asked.cdi.is_empty() => cdi_request::resolve(&asked.cdi, config, &spec)?,
+        _ => cdi_request::Resolved::default(),
+    };
+    let native = match (
+        asked.as_ref().and_then(|a| a.native.clone()),
+        resolved.native.clone(),
+    ) {
+        (None, None) => None,
+        (Some(devices), None) | (None, Some(devices)) => Some(devices),
+        (Some(a), Some(b)) => Some(merge_devices(a, b)),
+    };
+    let asked = asked.filter(|_| native.is_some() || !resolved.is_empty());
+    let Some(asked) = asked else {
         if !hook_removed && !edited {
             return Ok(Outcome::NotRequested);
         }
@@ -338,33 +370,99 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     timings.read_spec_us = clock.lap();
 
-    let options = inventory::Options {
-        cuda_version: config.cuda_version,
-        capabilities: Some(request.capabilities.clone()),
-    };
-    let inventory = match &config.inventory_cache {
-        Some(dir) => {
-            let (inventory, how) = inventory::discover_cached(&config.roots(), &options, dir)?;
-            timings.inventory_cache = Some(how);
-            inventory
-        }
-        None => inventory::discover_with(&config.roots(), &options)?,
+    // The host's driver: for native GPUs, and for CDI specs of NVIDIA's whose steps or
+    // staleness need it. A CDI device of another vendor needs no NVIDIA driver at all.
+    let inventory = if native.is_some() || resolved.needs_inventory {
+        let options = inventory::Options {
+            cuda_version: config.cuda_version,
+            capabilities: Some(asked.capabilities.clone()),
+        };
+        Some(match &config.inventory_cache {
+            Some(dir) => {
+                let (inventory, how) = inventory::discover_cached(&config.roots(), &options, dir)?;
+                timings.inventory_cache = Some(how);
+                inventory
+            }
+            None => inventory::discover_with(&config.roots(), &options)?,
+        })
+    } else {
+        None
     };
     timings.inventory_us = clock.lap();
-    require::check_gpus_readable(&inventory, &request.devices)?;
-    let gpus = plan::select_gpus(&inventory, &request.devices)?;
-    if !request.disable_require {
-        require::check(
-            &request.requirements,
-            &require::Host::new(&inventory, &gpus),
-        )?;
+    cdi_request::check_fresh(&resolved, inventory.as_ref())?;
+    let request = native.map(|devices| asked.request(devices));
+    let mut gpus: Vec<&inventory::Gpu> = Vec::new();
+    if let (Some(request), Some(inventory)) = (&request, &inventory) {
+        require::check_gpus_readable(inventory, &request.devices)?;
+        gpus = plan::select_gpus(inventory, &request.devices)?;
+        if !request.disable_require {
+            require::check(&request.requirements, &require::Host::new(inventory, &gpus))?;
+        }
     }
 
     let rootfs_path = rootfs_path(bundle, &spec)?;
     let rootfs = Rootfs::open(&rootfs_path)?;
     rootfs.check_dev()?;
     let lib_dir = rootfs.library_dir();
-    let mut edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
+    let mut edits = match (&request, &inventory) {
+        (Some(request), Some(inventory)) => plan::plan(inventory, request, &gpus, &lib_dir),
+        _ => Edits::default(),
+    };
+    // The CDI specs' steps of ours, done here as for native injection.
+    let mut proc_gpus = gpus.clone();
+    let mut cdi_links: Vec<(String, PathBuf)> = Vec::new();
+    for step in &resolved.steps {
+        if let cdi_hooks::ContainerStep::CreateSymlinks(links) = step {
+            cdi_links.extend(links.iter().cloned());
+        }
+    }
+    let mut wants_proc = request.is_some();
+    for step in &resolved.steps {
+        match step {
+            cdi_hooks::ContainerStep::CreateSymlinks(links) => {
+                for (target, link) in links {
+                    edits.symlinks.push(plan::Symlink {
+                        link: link.clone(),
+                        target: target.clone(),
+                    });
+                }
+            }
+            cdi_hooks::ContainerStep::UpdateLdcache { folders } => {
+                for entry in cdi_request::ld_cache_entries(
+                    folders,
+                    &resolved.edits,
+                    &cdi_links,
+                    inventory.as_ref(),
+                ) {
+                    if !edits.ld_cache.iter().any(|(name, _)| *name == entry.0) {
+                        edits.ld_cache.push(entry);
+                    }
+                }
+            }
+            cdi_hooks::ContainerStep::DisableDeviceNodeModification => {
+                wants_proc = true;
+                let nodes = &resolved.edits.device_nodes;
+                for gpu in inventory.iter().flat_map(|inv| &inv.gpus) {
+                    let path = gpu.device.container_path.to_string_lossy();
+                    if nodes.iter().any(|n| n.path == path)
+                        && !proc_gpus.iter().any(|g| g.index == gpu.index)
+                    {
+                        proc_gpus.push(gpu);
+                    }
+                }
+            }
+        }
+    }
+    let cdi_mounts: Vec<PathBuf> = resolved
+        .edits
+        .mounts
+        .iter()
+        .map(|m| PathBuf::from(&m.container_path))
+        .filter(|p| p.is_absolute())
+        .collect();
+    // Only a request that lists libraries gets the container's cache: a CDI device of
+    // another vendor leaves the image's alone.
+    let wants_ld_cache = request.is_some() || !edits.ld_cache.is_empty();
     timings.plan_us = clock.lap();
 
     // What does not exist yet where links and mounts go: we make the links' directories,
@@ -375,7 +473,8 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         .iter()
         .map(|m| m.container.as_path())
         .chain(edits.symlinks.iter().map(|l| l.link.as_path()))
-        .chain([Path::new("/etc/ld.so.cache")]);
+        .chain(cdi_mounts.iter().map(PathBuf::as_path))
+        .chain(wants_ld_cache.then_some(Path::new("/etc/ld.so.cache")));
     for destination in destinations {
         for path in rootfs.missing(destination) {
             // each list is shallowest first, so every directory stays before what is in it
@@ -440,19 +539,39 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             }
         }
         timings.rootfs_links_us = clock.lap();
-        let cache_mount = write_ld_cache(bundle, &rootfs, &edits, &mut undo)?;
+        let cache_mount = if wants_ld_cache {
+            write_ld_cache(bundle, &rootfs, &edits, &mut undo)?
+        } else {
+            None
+        };
         timings.ld_cache_us = clock.lap();
         // After the new paths were listed: these destinations are in the container's procfs,
         // never in its rootfs.
-        edits.mounts.extend(driver_proc::prepare(
-            bundle,
-            &spec,
-            &config.proc_root,
-            &gpus,
-        )?);
+        if wants_proc {
+            edits.mounts.extend(driver_proc::prepare(
+                bundle,
+                &spec,
+                &config.proc_root,
+                &proc_gpus,
+            )?);
+        }
 
         apply::apply(&mut spec, &edits, cache_mount.as_deref());
-        let summary = summarise(&edits, &request, cache_mount.is_some());
+        if !resolved.is_empty() {
+            cdi::apply::apply(&mut spec, &resolved.edits).map_err(|source| CdiError::Apply {
+                names: resolved.names.join(","),
+                source,
+            })?;
+        }
+        let summary = summarise(
+            &edits,
+            request
+                .as_ref()
+                .map(|r| r.capabilities.as_slice())
+                .unwrap_or_default(),
+            &resolved.names,
+            cache_mount.is_some(),
+        );
         apply::mark(&mut spec, &summary);
         write_config(bundle, &serialise(&spec))?;
         timings.write_spec_us = clock.lap();
@@ -519,24 +638,8 @@ fn write_ld_cache(
         FileKind::Directory => return without_cache(&"the image has a directory there"),
         FileKind::Symlink => return without_cache(&"the image has a symbolic link there"),
     };
-    let mut cache = match &image_file {
-        // The empty mount point libcontainer left for our cache when an earlier version
-        // started this rootfs (a restarted container): the image had no cache of its own.
-        Some(file) if file.bytes.is_empty() => ldcache::Cache::new(),
-        Some(file) => ldcache::Cache::parse(&file.bytes).unwrap_or_else(|err| {
-            tracing::warn!("ignoring the image's unreadable /etc/ld.so.cache: {err}");
-            ldcache::Cache::new()
-        }),
-        None => ldcache::Cache::new(),
-    };
-    for (name, path) in &edits.ld_cache {
-        cache.insert(ldcache::Entry::new(
-            name.clone(),
-            path.clone(),
-            ldcache::FLAG_X86_64_LIBC6,
-        ));
-    }
-    let bytes = cache.try_to_bytes().map_err(|err| InjectError::Write {
+    let cache = image_ld_cache(image_file.as_ref().map(|f| f.bytes.as_slice()));
+    let bytes = with_entries(cache, &edits.ld_cache).map_err(|err| InjectError::Write {
         path: bundle.join(ARTIFACTS_DIR).join("ld.so.cache"),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
     })?;
@@ -573,6 +676,47 @@ fn write_ld_cache(
         Err(WriteIn::Rootfs(err)) => return without_cache(&err),
     }
     cache_to_mount(bundle, &bytes).map(Some)
+}
+
+/// The image's `/etc/ld.so.cache` as read (`None`: it has none); an unreadable one is
+/// ignored, with a warning, as the loader ignores it.
+pub(crate) fn image_ld_cache(bytes: Option<&[u8]>) -> ldcache::Cache {
+    match bytes {
+        // The empty mount point libcontainer left for our cache when an earlier version
+        // started this rootfs (a restarted container): the image had no cache of its own.
+        Some([]) | None => ldcache::Cache::new(),
+        Some(bytes) => ldcache::Cache::parse(bytes).unwrap_or_else(|err| {
+            tracing::warn!("ignoring the image's unreadable /etc/ld.so.cache: {err}");
+            ldcache::Cache::new()
+        }),
+    }
+}
+
+/// `cache` with `entries` (name, path in the container) added as x86-64 libc6 libraries,
+/// serialised.
+pub(crate) fn with_entries(
+    mut cache: ldcache::Cache,
+    entries: &[(String, PathBuf)],
+) -> Result<Vec<u8>, ldcache::Error> {
+    for (name, path) in entries {
+        cache.insert(ldcache::Entry::new(
+            name.clone(),
+            path.clone(),
+            ldcache::FLAG_X86_64_LIBC6,
+        ));
+    }
+    cache.try_to_bytes()
+}
+
+/// The text of our `ld.so.conf.d` entry naming `dirs`.
+pub(crate) fn ld_so_conf_text<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> String {
+    let mut text =
+        String::from("# The NVIDIA driver libraries nvidia-runtime put in this container\n");
+    for dir in dirs {
+        text.push_str(&dir.to_string_lossy());
+        text.push('\n');
+    }
+    text
 }
 
 /// Writes the container's cache into the bundle, to be bind-mounted over its
@@ -683,12 +827,7 @@ fn write_ld_so_conf_entry(bundle: &Path, rootfs: &Rootfs, edits: &Edits, undo: &
     if dirs.is_empty() || rootfs.kind(Path::new(LD_SO_CONF)).ok() != Some(FileKind::File) {
         return;
     }
-    let mut text =
-        String::from("# The NVIDIA driver libraries nvidia-runtime put in this container\n");
-    for dir in dirs {
-        text.push_str(&dir.to_string_lossy());
-        text.push('\n');
-    }
+    let text = ld_so_conf_text(dirs);
     let entry = Path::new(LD_SO_CONF_ENTRY);
     let existing = match rootfs.read(entry) {
         Ok(existing) => existing,
@@ -719,10 +858,15 @@ fn write_ld_so_conf_entry(bundle: &Path, rootfs: &Rootfs, edits: &Edits, undo: &
 
 /// `cache_mounted`: the container's ld.so.cache is mounted from the bundle (the rootfs could
 /// not take it), one more mount than the edits list.
-fn summarise(edits: &Edits, request: &Request, cache_mounted: bool) -> String {
+fn summarise(
+    edits: &Edits,
+    capabilities: &[inventory::Capability],
+    cdi: &[String],
+    cache_mounted: bool,
+) -> String {
     let gpus: Vec<String> = edits.gpu_indices.iter().map(u32::to_string).collect();
-    let caps: Vec<&str> = request.capabilities.iter().map(|c| c.as_str()).collect();
-    format!(
+    let caps: Vec<&str> = capabilities.iter().map(|c| c.as_str()).collect();
+    let mut summary = format!(
         "gpus={} capabilities={} devices={} mounts={}",
         if gpus.is_empty() {
             "none".into()
@@ -732,7 +876,24 @@ fn summarise(edits: &Edits, request: &Request, cache_mounted: bool) -> String {
         caps.join(","),
         edits.devices.len(),
         edits.mounts.len() + usize::from(cache_mounted)
-    )
+    );
+    if !cdi.is_empty() {
+        summary.push_str(" cdi=");
+        summary.push_str(&cdi.join(","));
+    }
+    summary
+}
+
+/// Both lists of GPUs (a native list and `nvidia.com/gpu` names without a spec).
+fn merge_devices(a: Devices, b: Devices) -> Devices {
+    match (a, b) {
+        (Devices::All, _) | (_, Devices::All) => Devices::All,
+        (Devices::NoGpus, other) | (other, Devices::NoGpus) => other,
+        (Devices::List(mut a), Devices::List(b)) => {
+            a.extend(b);
+            Devices::List(a)
+        }
+    }
 }
 
 fn serialise(spec: &Value) -> Vec<u8> {

@@ -42,6 +42,10 @@ pub enum Command {
     Delete(liboci_cli::Delete),
     #[command(flatten)]
     Common(liboci_cli::CommonCmd),
+    /// generate, list and refresh CDI specs of this host's GPUs
+    Cdi(crate::commands::cdi::Cdi),
+    /// an OCI createContainer hook named by generated CDI specs (not run by hand)
+    Hook(crate::commands::hook::Hook),
 }
 
 /// runc's `kill`: the signal is optional and defaults to SIGTERM (liboci-cli requires it).
