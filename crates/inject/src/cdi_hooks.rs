@@ -319,6 +319,40 @@ pub fn spec_driver_version(spec: &cdi::Spec) -> Option<&str> {
         .find_map(|entry| entry.strip_prefix(&prefix))
 }
 
+/// For a `config.json` an engine already edited from a CDI spec (Podman, containerd with CDI on):
+/// the driver version that spec was generated for, read from the env of a `createContainer`
+/// hook of ours there (`hooks.createContainer[].env`, see [`DRIVER_VERSION_ENV`]). `None`: no
+/// hook of ours, or one without the variable. A runtime can compare it with the loaded module's
+/// and refuse a container built from a stale spec, naming the cause.
+pub fn applied_driver_version(config: &serde_json::Value) -> Option<String> {
+    let hooks = config.pointer("/hooks/createContainer")?.as_array()?;
+    let prefix = format!("{DRIVER_VERSION_ENV}=");
+    hooks.iter().find_map(|hook| {
+        let hook = cdi::Hook {
+            hook_name: HOOK_KIND.to_owned(),
+            path: hook.get("path")?.as_str()?.to_owned(),
+            args: strings(hook.get("args"))?,
+            env: strings(hook.get("env"))?,
+            timeout: None,
+        };
+        ContainerStep::parse(&hook)?;
+        hook.env
+            .iter()
+            .find_map(|entry| entry.strip_prefix(&prefix).map(str::to_owned))
+    })
+}
+
+fn strings(value: Option<&serde_json::Value>) -> Option<Vec<String>> {
+    match value {
+        None => Some(Vec::new()),
+        Some(value) => value
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+    }
+}
+
 /// What makes `spec` stale on the host `inventory` describes: a driver version
 /// ([`spec_driver_version`]) that is not the loaded module's, then [`staleness_of_files`].
 /// Empty: the spec is current. Specs of other tools (NVIDIA's own), and an inventory with an
@@ -476,6 +510,25 @@ mod tests {
             ..cdi::Hook::default()
         };
         assert_eq!(ContainerStep::parse_compatible(&ctk), None);
+    }
+
+    #[test]
+    fn an_engine_applied_spec_tells_its_driver_version() {
+        let hook = ContainerStep::DisableDeviceNodeModification
+            .to_hook_for_driver(Path::new("/usr/bin/nvidia-runtime"), "580.95.05");
+        let config = serde_json::json!({"hooks": {"createContainer": [
+            {"path": "/usr/bin/other", "args": ["other"]},
+            serde_json::to_value(&hook).unwrap(),
+        ]}});
+        assert_eq!(
+            applied_driver_version(&config).as_deref(),
+            Some("580.95.05")
+        );
+        let plain = serde_json::json!({"hooks": {"createContainer": [
+            serde_json::to_value(steps()[2].to_hook(Path::new("/x"))).unwrap()
+        ]}});
+        assert_eq!(applied_driver_version(&plain), None);
+        assert_eq!(applied_driver_version(&serde_json::json!({})), None);
     }
 
     #[test]
