@@ -22,7 +22,8 @@
 #    accept-nvidia-visible-devices-envvar-when-unprivileged = false, env all alone gives nothing;
 #  - cdi-annotations: the container annotation cdi.k8s.io/nvidia-device-plugin_<uuid> =
 #    nvidia.com/gpu=<uuid>, passed through by container_annotations, resolved from the spec
-#    `nvidia-runtime cdi generate` wrote into the configured spec dir;
+#    `nvidia-runtime cdi generate` wrote into the configured spec dir (a name no spec defines
+#    fails StartContainer with an error naming it);
 #  - DRA: a transient claim spec (kind k8s.gpu.nvidia.com/claim, device <uid>-gpu-0, env
 #    NVIDIA_VISIBLE_DEVICES=void) asked for through the kubelet's annotation, with
 #    NVIDIA_VISIBLE_DEVICES=all in the env: exactly the claimed GPU, injected once;
@@ -171,17 +172,26 @@ pod() {
     POD=$OUT
 }
 # container POD_NAME NAME [create-container options...] : CreateContainer + StartContainer of the
-# workload image in the current pod, running until the pod goes; sets CID.
+# workload image in the current pod, running until the pod goes; sets CID. Its first log line is
+# its own NVIDIA_VISIBLE_DEVICES: ExecSync's processes get containerd's copy of the process spec,
+# not the config.json the runtime edited, so only the container's init shows the edited env.
 container() {
     local podname=$1 name=$2; shift 2
     capture cri create-container "$POD" --pod-config "$TEST_TMP/pods/$podname/sandbox.json" \
-        --name "$name" --image "$IMAGE" "$@" -- sleep 2147483647
+        --name "$name" --image "$IMAGE" "$@" -- \
+        sh -c 'echo "NVIDIA_VISIBLE_DEVICES=${NVIDIA_VISIBLE_DEVICES-(unset)}"; exec sleep 2147483647'
     [[ $RC == 0 ]] || { fail "CreateContainer $name in pod $podname" "$(_last_cmd_details)"; return 1; }
     CID=$OUT
     capture cri start "$CID"
     [[ $RC == 0 ]] || { fail "StartContainer $name in pod $podname" "$(_last_cmd_details)"; return 1; }
 }
 image_known() { [[ $(cri image-status "$1" | json_get 'j["image"] is not None') == true ]]; }
+# init_env : the NVIDIA_VISIBLE_DEVICES line the current container's init logged.
+init_env() {
+    wait_for 10 _logged || true
+    cri logs "$CID" | head -n1
+}
+_logged() { [[ -n $(cri logs "$CID") ]]; }
 # in_ctr SCRIPT : ExecSync `sh -c SCRIPT` in the current container; sets OUT/ERR/RC.
 in_ctr() { capture cri exec-sync "$CID" -- sh -c "$1"; }
 rm_pod() {
@@ -245,6 +255,7 @@ test_envvar() {
     pod envvar nvidia || return 0
     container envvar work --env "NVIDIA_VISIBLE_DEVICES=$(uuid_of 2)" || return 0
     check_gpu "envvar (NVIDIA_VISIBLE_DEVICES=<uuid of 2>)" 2
+    assert_eq "NVIDIA_VISIBLE_DEVICES=$(uuid_of 2)" "$(init_env)" "envvar: the container's init sees the env as given (CRI logs)"
     # The device cgroup: the given GPU reaches the (absent) driver, another is denied.
     local other; other=$(minor_of 0)
     in_ctr "head -c1 /dev/nvidia$(minor_of 2) 2>&1; mknod /tmp/other c 195 $other && head -c1 /tmp/other 2>&1"
@@ -288,8 +299,17 @@ test_cdi_annotations() {
     pod cdi nvidia || return 0
     container cdi work --annotation "cdi.k8s.io/nvidia-device-plugin_$(uuid_of 3)=nvidia.com/gpu=$(uuid_of 3)" || return 0
     check_gpu "cdi-annotations (cdi.k8s.io/nvidia-device-plugin_<uuid of 3>)" 3
-    in_ctr 'echo "$NVIDIA_VISIBLE_DEVICES"'
-    assert_eq void "$OUT" "cdi-annotations: the spec's NVIDIA_VISIBLE_DEVICES=void is in the env"
+    assert_eq NVIDIA_VISIBLE_DEVICES=void "$(init_env)" "cdi-annotations: the spec's NVIDIA_VISIBLE_DEVICES=void is in the container's env"
+
+    # A name no spec defines: StartContainer fails, and the kubelet's error names the device.
+    local bad=nvidia.com/gpu=GPU-4e565349-4d00-4000-8000-00000000ffff
+    capture cri create-container "$POD" --pod-config "$TEST_TMP/pods/cdi/sandbox.json" \
+        --name bad --image "$IMAGE" --annotation "cdi.k8s.io/nvidia-device-plugin_bad=$bad" -- true
+    assert_rc 0 "cdi-annotations, unknown device: CreateContainer (no runtime call yet)"
+    local bad_id=$OUT
+    capture cri start "$bad_id"
+    assert_rc_nonzero "cdi-annotations, unknown device: StartContainer fails"
+    assert_contains "$ERR" "$bad" "…and the CRI error names the device"
     rm_pod
 }
 
@@ -319,8 +339,7 @@ EOF
     container dra work --env NVIDIA_VISIBLE_DEVICES=all \
         --annotation "cdi.k8s.io/gpu.nvidia.com_$uid=k8s.gpu.nvidia.com/claim=$uid-gpu-0" || return 0
     check_gpu "DRA claim (k8s.gpu.nvidia.com/claim=<uid>-gpu-0, env all)" 0
-    in_ctr 'echo "$NVIDIA_VISIBLE_DEVICES"'
-    assert_eq void "$OUT" "DRA: NVIDIA_VISIBLE_DEVICES=void from the claim spec replaced the image's all"
+    assert_eq NVIDIA_VISIBLE_DEVICES=void "$(init_env)" "DRA: NVIDIA_VISIBLE_DEVICES=void from the claim spec replaced the pod's all"
     rm_pod
     rm -f "$CDI_DIR/k8s.gpu.nvidia.com-claim_$uid.json"
 }
