@@ -13,8 +13,9 @@
 # the runtime: a simulated 4-GPU host (GPU i: UUID `uuid_of i`, minor i XOR 1),
 # accept-nvidia-visible-devices-as-volume-mounts = true, and a CDI spec dir.
 #
-# Proves, by what the process inside the pod's container sees (its /dev, the simulated
-# nvidia-smi's UUIDs, libcuda loading, the device cgroup):
+# Proves, by what the processes inside the pod's container see (ExecSync: its /dev, the
+# simulated nvidia-smi's UUIDs, libcuda loading, the device cgroup; the init's env, which it
+# logs):
 #  - envvar (NVIDIA's device plugin, deviceListStrategy=envvar): NVIDIA_VISIBLE_DEVICES=<uuid>
 #    gives exactly that GPU, and another GPU's node made with mknod cannot be opened;
 #  - volume-mounts: /dev/null mounted at /var/run/nvidia-container-devices/<uuid> gives exactly
@@ -25,8 +26,9 @@
 #    `nvidia-runtime cdi generate` wrote into the configured spec dir (a name no spec defines
 #    fails StartContainer with an error naming it);
 #  - DRA: a transient claim spec (kind k8s.gpu.nvidia.com/claim, device <uid>-gpu-0, env
-#    NVIDIA_VISIBLE_DEVICES=void) asked for through the kubelet's annotation, with
-#    NVIDIA_VISIBLE_DEVICES=all in the env: exactly the claimed GPU, injected once;
+#    NVIDIA_VISIBLE_DEVICES=void) asked for through the annotation early DRA kubelets wrote
+#    (containerd 1.6 ignores the CRI's CDI field), with NVIDIA_VISIBLE_DEVICES=all in the env:
+#    exactly the claimed GPU, and the container's init sees the spec's void;
 #  - a pod on the nvidia handler that asks for nothing gets nothing (no /dev/nvidia*, no libcuda,
 #    no nvidia-smi, no NVIDIA file), and a pod on the runc handler is untouched even when it
 #    asks for a GPU; each handler's containers live under its own runc root (the nvidia ones
