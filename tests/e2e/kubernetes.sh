@@ -265,6 +265,13 @@ test_envvar() {
     assert_contains "$OUT" "/tmp/other: Operation not permitted" "envvar: another GPU's node made with mknod is denied by the device cgroup (EPERM)"
     capture timeout 10 "$RUNTIME" --root "$C/nvidia-root/k8s.io" state "$CID"
     assert_eq running "$(json_get 'j["status"]' <<<"$OUT")" "envvar: the container is \$RUNTIME's (its state under the nvidia handler's root)"
+    # The pod's sandbox (pause) ran through the runtime too, asking for nothing.
+    local sandbox=$C/state/io.containerd.runtime.v2.task/k8s.io/$POD/config.json
+    assert_eq "0 0" "$(python3 -c 'import json, sys
+c = json.load(open(sys.argv[1]))
+print(len([d for d in c["linux"].get("devices", []) if "nvidia" in d["path"]]),
+      len([m for m in c.get("mounts", []) if "nvidia" in m["destination"]]))' "$sandbox" 2>&1)" \
+        "envvar: the pod's sandbox config.json got no NVIDIA device or mount"
     rm_pod
 }
 
