@@ -18,7 +18,8 @@
 #  - another vendor's device (example.com/dev=a, a node made with mknod) needs no NVIDIA driver
 #    files at all;
 #  - a config.json an engine already applied CDI to (devices there, NVIDIA_VISIBLE_DEVICES=void)
-#    passes through byte for byte;
+#    passes through byte for byte, unless our hooks there say the spec was generated for
+#    another driver (refused, naming both versions);
 #  - an unknown name, a name two specs of one dir define, a broken spec, names mixed with plain
 #    ids, and a stale spec (a mounted file gone, another driver version) are refused with the
 #    cause and the fix named, non-zero, and nothing left behind; so is a spec whose edits fail
@@ -282,6 +283,13 @@ test_runtime_kind_needs_no_spec() {
     bundle nv-nospec NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=1
     in_ctr 'ls /dev/nvidia[0-9]*'
     assert_eq "/dev/nvidia0" "$OUT" "nvidia.com/gpu=1 while no spec defines nvidia.com/gpu: this host's GPU 1"
+
+    # a spec file that is refused may be the one meant: no quiet fallback then
+    printf '{"cdiVersion": "0.6.0", "kind": "nvidia.com/gpu", "devices": [{"name": "1"}]}\n' >"$RUNSPECS/nvidia.json"
+    bundle nv-broken NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=1
+    run_refused "nvidia.com/gpu=1 while the only spec that could define it is refused"
+    assert_contains "$ERR" "$RUNSPECS/nvidia.json" "…the error names the refused spec file"
+    rm -f "$RUNSPECS/nvidia.json"
 }
 
 # --- another vendor -----------------------------------------------------------------
@@ -339,6 +347,16 @@ EOF
     assert_eq "/dev/nvidia0 /dev/nvidiactl void" "$OUT" "…with what the engine applied"
     assert_eq "$before" "$(sha_of "$B/config.json")" "…config.json byte for byte as the engine left it"
     assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "…no record of ours in the bundle"
+
+    # the same from a spec cdi generate wrote for another driver: our hook there says which
+    local applied=$B/config.json
+    bundle engine-stale
+    cp "$applied" "$B/config.json"
+    bundle_set "$B" "c['hooks'] = {'createContainer': [{'path': '$RUNTIME', 'args': ['nvidia-runtime', 'hook', 'disable-device-node-modification'], 'env': ['PATH=/bin', 'NVIDIA_RUNTIME_DRIVER_VERSION=570.86.10']}]}"
+    run_refused "an engine-applied config.json from a spec for driver 570.86.10"
+    assert_contains "$ERR" "570.86.10" "…the error names the spec's driver"
+    assert_contains "$ERR" "$VERSION" "…the loaded one"
+    assert_contains "$ERR" "nvidia-runtime cdi refresh" "…and the fix"
 }
 
 # --- refused ---------------------------------------------------------------------------

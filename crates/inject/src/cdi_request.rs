@@ -5,7 +5,7 @@
 //! NVIDIA's own kind gets two shortcuts, so that a host without a spec file keeps working as
 //! before: `runtime.nvidia.com/gpu=ID` never reaches here (it is this host's GPU `ID`, see
 //! [`crate::request`]), and `nvidia.com/gpu=ID` is resolved from the spec dirs when one of them
-//! defines that kind, else injected natively as GPU `ID`.
+//! defines that kind (or a spec file there is refused), else injected natively as GPU `ID`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::cdi_hooks::{self, ContainerStep};
 use crate::config::Config;
+use crate::plan::{Edits, Symlink};
 use crate::request::Devices;
 
 /// NVIDIA's kind of GPUs in CDI specs (NVIDIA's `nvidia-ctk cdi generate`, ours, the DRA
@@ -38,6 +39,15 @@ pub enum CdiError {
         spec: PathBuf,
         problems: String,
         fix: &'static str,
+    },
+    #[error(
+        "config.json was edited from a CDI spec generated for NVIDIA driver {spec_version}, but \
+         the loaded kernel module is {loaded_version}: the spec is stale; run `nvidia-runtime \
+         cdi refresh`, then create the container again"
+    )]
+    AppliedStale {
+        spec_version: String,
+        loaded_version: String,
     },
     #[error("cannot apply the CDI devices {names}: {source}")]
     Apply {
@@ -84,9 +94,15 @@ pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolv
     let registry = Registry::load(&config.cdi_spec_dirs);
     let mut resolved = Resolved::default();
     let mut native: Vec<String> = Vec::new();
+    // A spec file refused might be of that kind: then the name is resolved (and its failure
+    // names that file) rather than quietly given this host's GPU.
     let nvidia_specs = registry
         .specs()
-        .any(|(_, spec)| spec.kind == NVIDIA_GPU_KIND);
+        .any(|(_, spec)| spec.kind == NVIDIA_GPU_KIND)
+        || registry
+            .errors()
+            .iter()
+            .any(|e| matches!(e, RegistryError::Spec(_) | RegistryError::Read { .. }));
     for name in names {
         match name
             .strip_prefix(NVIDIA_GPU_KIND)
@@ -188,6 +204,23 @@ pub fn check_fresh(
     Ok(())
 }
 
+/// For a `config.json` an engine already edited from a spec `cdi generate` wrote (our hooks in
+/// it name the driver version): refuses it when the loaded module is another driver, whose files
+/// the spec's mounts no longer match. `loaded`: the loaded module's version, where known.
+pub fn check_applied(spec: &Value, loaded: Option<&str>) -> Result<(), CdiError> {
+    let (Some(spec_version), Some(loaded)) = (cdi_hooks::applied_driver_version(spec), loaded)
+    else {
+        return Ok(());
+    };
+    if spec_version == loaded {
+        return Ok(());
+    }
+    Err(CdiError::AppliedStale {
+        spec_version,
+        loaded_version: loaded.to_owned(),
+    })
+}
+
 /// An inventory that knows no driver: staleness then checks files only.
 fn files_only() -> inventory::Inventory {
     inventory::Inventory {
@@ -236,6 +269,61 @@ fn already_applied(spec: &Value, edits: &ContainerEdits) -> bool {
                     && have.get("source").and_then(Value::as_str) == Some(&m.host_path)
             })
         })
+}
+
+/// Adds what the specs' steps of ours ask for to `edits`, as native injection plans them: the
+/// `create-symlinks` links, the `update-ldcache` entries, and for
+/// `disable-device-node-modification` the host's GPUs whose nodes the specs give (to `gpus`,
+/// whose `/proc/driver/nvidia` directories the container sees). Returns whether that last step
+/// is asked for.
+pub fn add_steps<'a>(
+    resolved: &Resolved,
+    inventory: Option<&'a inventory::Inventory>,
+    edits: &mut Edits,
+    gpus: &mut Vec<&'a inventory::Gpu>,
+) -> bool {
+    let links: Vec<(String, PathBuf)> = resolved
+        .steps
+        .iter()
+        .flat_map(|step| match step {
+            ContainerStep::CreateSymlinks(links) => links.as_slice(),
+            _ => &[],
+        })
+        .cloned()
+        .collect();
+    let mut proc_step = false;
+    for step in &resolved.steps {
+        match step {
+            ContainerStep::CreateSymlinks(links) => {
+                for (target, link) in links {
+                    edits.symlinks.push(Symlink {
+                        link: link.clone(),
+                        target: target.clone(),
+                    });
+                }
+            }
+            ContainerStep::UpdateLdcache { folders } => {
+                for entry in ld_cache_entries(folders, &resolved.edits, &links, inventory) {
+                    if !edits.ld_cache.iter().any(|(name, _)| *name == entry.0) {
+                        edits.ld_cache.push(entry);
+                    }
+                }
+            }
+            ContainerStep::DisableDeviceNodeModification => {
+                proc_step = true;
+                let nodes = &resolved.edits.device_nodes;
+                for gpu in inventory.iter().flat_map(|inv| &inv.gpus) {
+                    let path = gpu.device.container_path.to_string_lossy();
+                    if nodes.iter().any(|n| n.path == path)
+                        && !gpus.iter().any(|g| g.index == gpu.index)
+                    {
+                        gpus.push(gpu);
+                    }
+                }
+            }
+        }
+    }
+    proc_step
 }
 
 /// Entries for the container's `ld.so.cache` from `update-ldcache` steps: the libraries the
@@ -320,6 +408,28 @@ mod tests {
         spec["process"]["env"] = json!(["NVIDIA_VISIBLE_DEVICES=0"]);
         assert!(!already_applied(&spec, &edits));
         assert!(!already_applied(&spec, &ContainerEdits::default()));
+    }
+
+    #[test]
+    fn an_engine_applied_spec_for_another_driver_is_refused() {
+        let config = json!({"hooks": {"createContainer": [{
+            "path": "/usr/bin/nvidia-runtime",
+            "args": ["nvidia-runtime", "hook", "disable-device-node-modification"],
+            "env": ["NVIDIA_RUNTIME_DRIVER_VERSION=570.86.10"],
+        }]}});
+        assert!(check_applied(&config, Some("570.86.10")).is_ok());
+        assert!(
+            check_applied(&config, None).is_ok(),
+            "no driver known: nothing to compare"
+        );
+        assert!(check_applied(&json!({}), Some("580.1")).is_ok());
+        let err = check_applied(&config, Some("580.159.04")).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("570.86.10") && message.contains("580.159.04"),
+            "{message}"
+        );
+        assert!(message.contains("nvidia-runtime cdi refresh"), "{message}");
     }
 
     #[test]

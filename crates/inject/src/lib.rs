@@ -346,6 +346,19 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     let asked = asked.filter(|_| native.is_some() || !resolved.is_empty());
     let Some(asked) = asked else {
+        if cdi_hooks::applied_driver_version(&spec).is_some() {
+            // An engine applied a spec of ours: its files must still be the loaded driver's.
+            let options = inventory::Options {
+                capabilities: Some(Vec::new()),
+                ..inventory::Options::default()
+            };
+            match discover(config, &options) {
+                Ok((inventory, _)) => {
+                    cdi_request::check_applied(&spec, Some(&inventory.driver_version))?
+                }
+                Err(err) => tracing::warn!("cannot check the CDI spec the engine applied: {err}"),
+            }
+        }
         if !hook_removed && !edited {
             return Ok(Outcome::NotRequested);
         }
@@ -377,14 +390,9 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             cuda_version: config.cuda_version,
             capabilities: Some(asked.capabilities.clone()),
         };
-        Some(match &config.inventory_cache {
-            Some(dir) => {
-                let (inventory, how) = inventory::discover_cached(&config.roots(), &options, dir)?;
-                timings.inventory_cache = Some(how);
-                inventory
-            }
-            None => inventory::discover_with(&config.roots(), &options)?,
-        })
+        let (inventory, how) = discover(config, &options)?;
+        timings.inventory_cache = how;
+        Some(inventory)
     } else {
         None
     };
@@ -410,49 +418,9 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     // The CDI specs' steps of ours, done here as for native injection.
     let mut proc_gpus = gpus.clone();
-    let mut cdi_links: Vec<(String, PathBuf)> = Vec::new();
-    for step in &resolved.steps {
-        if let cdi_hooks::ContainerStep::CreateSymlinks(links) = step {
-            cdi_links.extend(links.iter().cloned());
-        }
-    }
-    let mut wants_proc = request.is_some();
-    for step in &resolved.steps {
-        match step {
-            cdi_hooks::ContainerStep::CreateSymlinks(links) => {
-                for (target, link) in links {
-                    edits.symlinks.push(plan::Symlink {
-                        link: link.clone(),
-                        target: target.clone(),
-                    });
-                }
-            }
-            cdi_hooks::ContainerStep::UpdateLdcache { folders } => {
-                for entry in cdi_request::ld_cache_entries(
-                    folders,
-                    &resolved.edits,
-                    &cdi_links,
-                    inventory.as_ref(),
-                ) {
-                    if !edits.ld_cache.iter().any(|(name, _)| *name == entry.0) {
-                        edits.ld_cache.push(entry);
-                    }
-                }
-            }
-            cdi_hooks::ContainerStep::DisableDeviceNodeModification => {
-                wants_proc = true;
-                let nodes = &resolved.edits.device_nodes;
-                for gpu in inventory.iter().flat_map(|inv| &inv.gpus) {
-                    let path = gpu.device.container_path.to_string_lossy();
-                    if nodes.iter().any(|n| n.path == path)
-                        && !proc_gpus.iter().any(|g| g.index == gpu.index)
-                    {
-                        proc_gpus.push(gpu);
-                    }
-                }
-            }
-        }
-    }
+    let wants_proc =
+        cdi_request::add_steps(&resolved, inventory.as_ref(), &mut edits, &mut proc_gpus)
+            || request.is_some();
     let cdi_mounts: Vec<PathBuf> = resolved
         .edits
         .mounts
@@ -590,6 +558,18 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         timings,
         undo: Box::new(undo),
     })
+}
+
+/// The host's inventory, through the cache where configured (and how the cache served).
+fn discover(
+    config: &Config,
+    options: &inventory::Options,
+) -> Result<(inventory::Inventory, Option<inventory::CacheUse>), inventory::Error> {
+    match &config.inventory_cache {
+        Some(dir) => inventory::discover_cached(&config.roots(), options, dir)
+            .map(|(inventory, how)| (inventory, Some(how))),
+        None => inventory::discover_with(&config.roots(), options).map(|inv| (inv, None)),
+    }
 }
 
 fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
