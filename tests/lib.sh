@@ -760,6 +760,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.tracing.processo
 
 [metrics]
   address = ""
+
+# (its default, /opt/containerd, would be left behind on the host)
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$C/opt"
 EOF
     fi
     setsid containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 </dev/null &

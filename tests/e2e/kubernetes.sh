@@ -13,8 +13,9 @@
 # the runtime: a simulated 4-GPU host (GPU i: UUID `uuid_of i`, minor i XOR 1),
 # accept-nvidia-visible-devices-as-volume-mounts = true, and a CDI spec dir.
 #
-# Proves, by what the process inside the pod's container sees (its /dev, the simulated
-# nvidia-smi's UUIDs, libcuda loading, the device cgroup):
+# Proves, by what the processes inside the pod's container see (ExecSync: its /dev, the
+# simulated nvidia-smi's UUIDs, libcuda loading, the device cgroup; the init's env, which it
+# logs):
 #  - envvar (NVIDIA's device plugin, deviceListStrategy=envvar): NVIDIA_VISIBLE_DEVICES=<uuid>
 #    gives exactly that GPU, and another GPU's node made with mknod cannot be opened;
 #  - volume-mounts: /dev/null mounted at /var/run/nvidia-container-devices/<uuid> gives exactly
@@ -22,10 +23,12 @@
 #    accept-nvidia-visible-devices-envvar-when-unprivileged = false, env all alone gives nothing;
 #  - cdi-annotations: the container annotation cdi.k8s.io/nvidia-device-plugin_<uuid> =
 #    nvidia.com/gpu=<uuid>, passed through by container_annotations, resolved from the spec
-#    `nvidia-runtime cdi generate` wrote into the configured spec dir;
+#    `nvidia-runtime cdi generate` wrote into the configured spec dir (a name no spec defines
+#    fails StartContainer with an error naming it);
 #  - DRA: a transient claim spec (kind k8s.gpu.nvidia.com/claim, device <uid>-gpu-0, env
-#    NVIDIA_VISIBLE_DEVICES=void) asked for through the kubelet's annotation, with
-#    NVIDIA_VISIBLE_DEVICES=all in the env: exactly the claimed GPU, injected once;
+#    NVIDIA_VISIBLE_DEVICES=void) asked for through the annotation early DRA kubelets wrote
+#    (containerd 1.6 ignores the CRI's CDI field), with NVIDIA_VISIBLE_DEVICES=all in the env:
+#    exactly the claimed GPU, and the container's init sees the spec's void;
 #  - a pod on the nvidia handler that asks for nothing gets nothing (no /dev/nvidia*, no libcuda,
 #    no nvidia-smi, no NVIDIA file), and a pod on the runc handler is untouched even when it
 #    asks for a GPU; each handler's containers live under its own runc root (the nvidia ones
@@ -171,17 +174,26 @@ pod() {
     POD=$OUT
 }
 # container POD_NAME NAME [create-container options...] : CreateContainer + StartContainer of the
-# workload image in the current pod, running until the pod goes; sets CID.
+# workload image in the current pod, running until the pod goes; sets CID. Its first log line is
+# its own NVIDIA_VISIBLE_DEVICES: ExecSync's processes get containerd's copy of the process spec,
+# not the config.json the runtime edited, so only the container's init shows the edited env.
 container() {
     local podname=$1 name=$2; shift 2
     capture cri create-container "$POD" --pod-config "$TEST_TMP/pods/$podname/sandbox.json" \
-        --name "$name" --image "$IMAGE" "$@" -- sleep 2147483647
+        --name "$name" --image "$IMAGE" "$@" -- \
+        sh -c 'echo "NVIDIA_VISIBLE_DEVICES=${NVIDIA_VISIBLE_DEVICES-(unset)}"; exec sleep 2147483647'
     [[ $RC == 0 ]] || { fail "CreateContainer $name in pod $podname" "$(_last_cmd_details)"; return 1; }
     CID=$OUT
     capture cri start "$CID"
     [[ $RC == 0 ]] || { fail "StartContainer $name in pod $podname" "$(_last_cmd_details)"; return 1; }
 }
 image_known() { [[ $(cri image-status "$1" | json_get 'j["image"] is not None') == true ]]; }
+# init_env : the NVIDIA_VISIBLE_DEVICES line the current container's init logged.
+init_env() {
+    wait_for 10 _logged || true
+    cri logs "$CID" | head -n1
+}
+_logged() { [[ -n $(cri logs "$CID") ]]; }
 # in_ctr SCRIPT : ExecSync `sh -c SCRIPT` in the current container; sets OUT/ERR/RC.
 in_ctr() { capture cri exec-sync "$CID" -- sh -c "$1"; }
 rm_pod() {
@@ -245,6 +257,7 @@ test_envvar() {
     pod envvar nvidia || return 0
     container envvar work --env "NVIDIA_VISIBLE_DEVICES=$(uuid_of 2)" || return 0
     check_gpu "envvar (NVIDIA_VISIBLE_DEVICES=<uuid of 2>)" 2
+    assert_eq "NVIDIA_VISIBLE_DEVICES=$(uuid_of 2)" "$(init_env)" "envvar: the container's init sees the env as given (CRI logs)"
     # The device cgroup: the given GPU reaches the (absent) driver, another is denied.
     local other; other=$(minor_of 0)
     in_ctr "head -c1 /dev/nvidia$(minor_of 2) 2>&1; mknod /tmp/other c 195 $other && head -c1 /tmp/other 2>&1"
@@ -252,6 +265,13 @@ test_envvar() {
     assert_contains "$OUT" "/tmp/other: Operation not permitted" "envvar: another GPU's node made with mknod is denied by the device cgroup (EPERM)"
     capture timeout 10 "$RUNTIME" --root "$C/nvidia-root/k8s.io" state "$CID"
     assert_eq running "$(json_get 'j["status"]' <<<"$OUT")" "envvar: the container is \$RUNTIME's (its state under the nvidia handler's root)"
+    # The pod's sandbox (pause) ran through the runtime too, asking for nothing.
+    local sandbox=$C/state/io.containerd.runtime.v2.task/k8s.io/$POD/config.json
+    assert_eq "0 0" "$(python3 -c 'import json, sys
+c = json.load(open(sys.argv[1]))
+print(len([d for d in c["linux"].get("devices", []) if "nvidia" in d["path"]]),
+      len([m for m in c.get("mounts", []) if "nvidia" in m["destination"]]))' "$sandbox" 2>&1)" \
+        "envvar: the pod's sandbox config.json got no NVIDIA device or mount"
     rm_pod
 }
 
@@ -288,8 +308,17 @@ test_cdi_annotations() {
     pod cdi nvidia || return 0
     container cdi work --annotation "cdi.k8s.io/nvidia-device-plugin_$(uuid_of 3)=nvidia.com/gpu=$(uuid_of 3)" || return 0
     check_gpu "cdi-annotations (cdi.k8s.io/nvidia-device-plugin_<uuid of 3>)" 3
-    in_ctr 'echo "$NVIDIA_VISIBLE_DEVICES"'
-    assert_eq void "$OUT" "cdi-annotations: the spec's NVIDIA_VISIBLE_DEVICES=void is in the env"
+    assert_eq NVIDIA_VISIBLE_DEVICES=void "$(init_env)" "cdi-annotations: the spec's NVIDIA_VISIBLE_DEVICES=void is in the container's env"
+
+    # A name no spec defines: StartContainer fails, and the kubelet's error names the device.
+    local bad=nvidia.com/gpu=GPU-4e565349-4d00-4000-8000-00000000ffff
+    capture cri create-container "$POD" --pod-config "$TEST_TMP/pods/cdi/sandbox.json" \
+        --name bad --image "$IMAGE" --annotation "cdi.k8s.io/nvidia-device-plugin_bad=$bad" -- true
+    assert_rc 0 "cdi-annotations, unknown device: CreateContainer (no runtime call yet)"
+    local bad_id=$OUT
+    capture cri start "$bad_id"
+    assert_rc_nonzero "cdi-annotations, unknown device: StartContainer fails"
+    assert_contains "$ERR" "$bad" "…and the CRI error names the device"
     rm_pod
 }
 
@@ -319,8 +348,7 @@ EOF
     container dra work --env NVIDIA_VISIBLE_DEVICES=all \
         --annotation "cdi.k8s.io/gpu.nvidia.com_$uid=k8s.gpu.nvidia.com/claim=$uid-gpu-0" || return 0
     check_gpu "DRA claim (k8s.gpu.nvidia.com/claim=<uid>-gpu-0, env all)" 0
-    in_ctr 'echo "$NVIDIA_VISIBLE_DEVICES"'
-    assert_eq void "$OUT" "DRA: NVIDIA_VISIBLE_DEVICES=void from the claim spec replaced the image's all"
+    assert_eq NVIDIA_VISIBLE_DEVICES=void "$(init_env)" "DRA: NVIDIA_VISIBLE_DEVICES=void from the claim spec replaced the pod's all"
     rm_pod
     rm -f "$CDI_DIR/k8s.gpu.nvidia.com-claim_$uid.json"
 }
