@@ -42,6 +42,8 @@ pub enum Command {
     Delete(liboci_cli::Delete),
     #[command(flatten)]
     Common(liboci_cli::CommonCmd),
+    /// check this host for GPU containers and say how to fix what is wrong
+    Doctor(crate::commands::doctor::Doctor),
 }
 
 /// runc's `kill`: the signal is optional and defaults to SIGTERM (liboci-cli requires it).

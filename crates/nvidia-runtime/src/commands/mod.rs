@@ -1,6 +1,7 @@
 //! One function per runc subcommand. Each returns the process exit code on success; errors go
 //! back to `main`, which logs them where containerd looks and exits 1.
 
+pub mod doctor;
 mod exec;
 mod executor;
 mod foreground;
@@ -36,6 +37,7 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
         Command::State(args) => inspect::state(args, global),
         Command::Kill(args) => lifecycle::kill(args, global),
         Command::Delete(args) => lifecycle::delete(args, global),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::Common(cmd) => match cmd {
             CommonCmd::Run(args) => lifecycle::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
