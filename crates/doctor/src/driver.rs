@@ -204,7 +204,7 @@ fn persistenced(driver_root: &Path) -> Finding {
             ids::DRIVER_PERSISTENCED_OFF,
             Severity::Info,
             format!(
-                "nvidia-persistenced is not running (no {}): without persistence mode each GPU is initialised again whenever no process holds it, which adds seconds to a container's first CUDA call",
+                "nvidia-persistenced is not running (no {}): unless persistence mode is on otherwise (`nvidia-smi -q | grep Persistence`), each GPU is initialised again whenever no process holds it, which adds seconds to a container's first CUDA call",
                 driver_root.join(PERSISTENCED_SOCKETS[0]).display()
             ),
         )

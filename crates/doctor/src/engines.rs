@@ -242,7 +242,7 @@ fn read(path: &Path) -> Result<Option<String>, String> {
     }
 }
 
-/// Docker: `runtimes.<name>.path`, `exec-opts` `native.cgroupdriver=`; the default cgroup
+/// Docker: `runtimes.<name>.path` (or `.options.BinaryName` of a `runtimeType` entry), `exec-opts` `native.cgroupdriver=`; the default cgroup
 /// driver is systemd on cgroup v2 (Docker 20.10 and later), cgroupfs on v1.
 pub fn docker(path: &Path, runtime: &Path, cgroup_v2: bool) -> (Vec<Finding>, Option<Driver>) {
     let text = match read(path) {
@@ -260,7 +260,12 @@ pub fn docker(path: &Path, runtime: &Path, cgroup_v2: bool) -> (Vec<Finding>, Op
     let mut regs = Vec::new();
     if let Some(runtimes) = json.get("runtimes").and_then(Json::as_object) {
         for (name, rt) in runtimes {
-            if let Some(p) = rt.get("path").and_then(Json::as_str) {
+            // Docker 23+ also takes a shim with runc options instead of a path.
+            let binary = rt
+                .get("path")
+                .or_else(|| rt.pointer("/options/BinaryName"))
+                .and_then(Json::as_str);
+            if let Some(p) = binary {
                 regs.push(Registration {
                     name: name.clone(),
                     path: p.to_string(),

@@ -102,6 +102,16 @@ fn docker_states() {
         ids_of(&f),
         vec![(ids::DOCKER_RUNTIME_REGISTERED, Severity::Ok)]
     );
+    let shim = format!(
+        r#"{{"runtimes": {{"nvidia": {{"runtimeType": "io.containerd.runc.v2", "options": {{"BinaryName": "{}"}}}}}}}}"#,
+        fx.runtime.display()
+    );
+    write(&fx.dir.path().join("shim.json"), &shim);
+    let (f2, _) = docker(&fx.dir.path().join("shim.json"), &fx.runtime, true);
+    assert_eq!(
+        ids_of(&f2),
+        vec![(ids::DOCKER_RUNTIME_REGISTERED, Severity::Ok)]
+    );
     assert!(
         f[0].message.contains("default runtime: \"gpu\""),
         "{}",
