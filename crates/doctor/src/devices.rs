@@ -391,6 +391,10 @@ fn char_links(dev_root: &Path, present: &[(PathBuf, u32, u32)], systemd: bool) -
         );
     }
     let mut fix = String::from("create them (as root):\n");
+    // Hosts without udev (some VMs) have no /dev/char at all.
+    if !char_dir.is_dir() {
+        let _ = writeln!(fix, "mkdir -p {}", char_dir.display());
+    }
     for (link, node) in &missing {
         let name = node.strip_prefix(dev_root.join("dev")).unwrap_or(node);
         let _ = writeln!(fix, "ln -sfn ../{} {}", name.display(), link.display());

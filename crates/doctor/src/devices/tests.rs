@@ -106,6 +106,22 @@ fn proc_devices_and_minors() {
     assert_eq!(m.get("nvidia-uvm"), Some(&508));
     assert_eq!(m.get("nvidia-frontend"), Some(&195));
     assert_eq!(m.get("md"), None, "block devices are not character majors");
+    // An H100 host's (driver 580, open module): "nvidia" and "nvidiactl", no "nvidia-frontend".
+    std::fs::write(
+        t.path().join("proc/devices"),
+        "Character devices:\n  1 mem\n195 nvidia\n195 nvidiactl\n203 cpu/cpuid\n238 nvidia-uvm\n239 nvidia-nvswitch\n240 nvidia-nvlink\n241 nvidia-caps\n242 nvidia-caps-imex-channels\n\nBlock devices:\n  7 loop\n259 blkext\n",
+    )
+    .unwrap();
+    let m = char_majors(t.path());
+    assert_eq!(
+        (
+            m.get("nvidia"),
+            m.get("nvidia-uvm"),
+            m.get("nvidia-caps"),
+            m.get("cpu/cpuid")
+        ),
+        (Some(&195), Some(&238), Some(&241), Some(&203))
+    );
     let g = t.path().join("proc/driver/nvidia/gpus");
     for (bus, minor, excluded) in [("a", 3, "No"), ("b", 1, "No"), ("c", 2, "Yes")] {
         std::fs::create_dir_all(g.join(bus)).unwrap();
@@ -240,6 +256,13 @@ fn char_links_follow_the_cgroup_driver() {
         (ids::DEVICES_CHAR_LINKS_MISSING, Severity::Warning)
     );
     let fix = links.fix.as_deref().unwrap();
+    assert!(
+        fix.contains(&format!(
+            "\nmkdir -p {}/dev/char\nln -sfn ",
+            t.path().display()
+        )),
+        "no /dev/char yet: the fix makes it first: {fix}"
+    );
     assert!(
         fix.contains(&format!(
             "ln -sfn ../nvidia0 {}/dev/char/195:0",
