@@ -54,8 +54,17 @@ struct Ids {
     missing: &'static str,
     path_missing: &'static str,
     other: &'static str,
-    /// The command that registers us, and what makes the engine read it.
+    /// The command that registers us.
     configure: &'static str,
+    /// What makes the engine read its config again.
+    restart: &'static str,
+}
+
+impl Ids {
+    /// Both commands, as a fix.
+    fn configure_and_restart(&self) -> String {
+        format!("`{}`, then `{}`", self.configure, self.restart)
+    }
 }
 
 const DOCKER: Ids = Ids {
@@ -66,7 +75,8 @@ const DOCKER: Ids = Ids {
     missing: ids::DOCKER_RUNTIME_MISSING,
     path_missing: ids::DOCKER_RUNTIME_PATH_MISSING,
     other: ids::DOCKER_RUNTIME_OTHER,
-    configure: "`nvidia-runtime configure docker`, then `systemctl restart docker`",
+    configure: "nvidia-runtime configure docker",
+    restart: "systemctl restart docker",
 };
 const CONTAINERD: Ids = Ids {
     engine: "containerd",
@@ -76,7 +86,8 @@ const CONTAINERD: Ids = Ids {
     missing: ids::CONTAINERD_RUNTIME_MISSING,
     path_missing: ids::CONTAINERD_RUNTIME_PATH_MISSING,
     other: ids::CONTAINERD_RUNTIME_OTHER,
-    configure: "`nvidia-runtime configure containerd`, then `systemctl restart containerd`",
+    configure: "nvidia-runtime configure containerd",
+    restart: "systemctl restart containerd",
 };
 const CRIO: Ids = Ids {
     engine: "CRI-O",
@@ -86,7 +97,8 @@ const CRIO: Ids = Ids {
     missing: ids::CRIO_RUNTIME_MISSING,
     path_missing: ids::CRIO_RUNTIME_PATH_MISSING,
     other: ids::CRIO_RUNTIME_OTHER,
-    configure: "`nvidia-runtime configure crio`, then `systemctl restart crio`",
+    configure: "nvidia-runtime configure crio",
+    restart: "systemctl restart crio",
 };
 
 /// `path` resolved as an engine does: absolute as is, a bare name through `$PATH`; `None`
@@ -142,9 +154,10 @@ fn judge(ids: &Ids, regs: &[Registration], runtime: &Path, files: &str) -> Vec<F
                 ),
             )
             .fix(format!(
-                "install the runtime there, or point the entry at it: {} rewrites it with this binary's path ({})",
+                "install the runtime there, or let `{}` write this binary's path ({}) into the entry, then `{}`",
                 ids.configure,
-                runtime.display()
+                runtime.display(),
+                ids.restart
             )),
         );
     }
@@ -186,7 +199,7 @@ fn judge(ids: &Ids, regs: &[Registration], runtime: &Path, files: &str) -> Vec<F
             )
             .fix(format!(
                 "if nvidia-runtime should run GPU containers: {}",
-                ids.configure
+                ids.configure_and_restart()
             )),
         );
     } else if broken.iter().all(|r| r.name != "nvidia") {
@@ -199,7 +212,7 @@ fn judge(ids: &Ids, regs: &[Registration], runtime: &Path, files: &str) -> Vec<F
                     ids.engine
                 ),
             )
-            .fix(ids.configure),
+            .fix(ids.configure_and_restart()),
         );
     }
     findings
@@ -213,7 +226,8 @@ fn not_configured(ids: &Ids, path: &Path) -> Finding {
     )
     .fix(format!(
         "only if this host runs {}: {}",
-        ids.engine, ids.configure
+        ids.engine,
+        ids.configure_and_restart()
     ))
 }
 
