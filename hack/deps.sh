@@ -6,7 +6,7 @@ set -euo pipefail
 # Build: libcontainer's libseccomp (Docker's seccomp profile) and cgroupsv2_devices (libbpf,
 # built from source: libelf, zlib, pkg-config). Tests: real docker/containerd/runc, busybox.
 PACKAGES=(gcc make pkg-config libseccomp-dev libelf-dev zlib1g-dev
-          busybox-static docker.io containerd runc python3 procps util-linux)
+          busybox-static docker.io containerd runc podman python3 procps util-linux)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

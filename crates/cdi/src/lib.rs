@@ -6,6 +6,19 @@
 //! [`ContainerEdits`] is the one currency of GPU injection: a CDI spec parses into it, the
 //! runtime's own planning produces it, and `cdi generate` serialises it.
 
+pub mod error;
+pub mod name;
+pub mod registry;
 pub mod spec;
+mod validate;
+pub mod version;
 
-pub use spec::{ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec};
+pub use error::{Format, Problem, SpecError};
+pub use name::{is_qualified, NameError, QualifiedName};
+pub use registry::{Registry, RegistryError, ResolvedDevice, DEFAULT_SPEC_DIRS};
+pub use spec::{
+    format_of, ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec,
+    MAX_SPEC_BYTES,
+};
+pub use validate::HOOK_NAMES;
+pub use version::{minimum_version, Version};

@@ -113,7 +113,7 @@ fn write_copy(host: &Path, copy: &Path, gpus: &[&Gpu]) -> Result<(), InjectError
 
 /// The module's parameters with `ModifyDeviceFiles: 0`: NVML then uses the device nodes it
 /// finds and makes none.
-fn without_device_file_changes(params: &str) -> String {
+pub(crate) fn without_device_file_changes(params: &str) -> String {
     let mut out = String::with_capacity(params.len() + 24);
     let mut found = false;
     for line in params.lines() {

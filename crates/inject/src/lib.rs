@@ -10,12 +10,15 @@
 
 pub mod apply;
 pub mod bundle;
+pub mod cdi_hooks;
+pub mod cdi_spec;
 pub mod config;
 pub mod driver_proc;
 pub mod plan;
 pub mod request;
 pub mod require;
 pub mod rootfs;
+pub mod steps;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -36,14 +39,14 @@ pub use rootfs::{FileKind, Rootfs, RootfsError};
 pub const ARTIFACTS_DIR: &str = ".nvidia-runtime";
 
 /// The container's loader cache, which we write into its rootfs.
-const LD_SO_CACHE: &str = "/etc/ld.so.cache";
+pub(crate) const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 /// What `ldconfig` reads; only where the image has it is our entry in its `.d` dir worth
 /// writing.
-const LD_SO_CONF: &str = "/etc/ld.so.conf";
+pub(crate) const LD_SO_CONF: &str = "/etc/ld.so.conf";
 /// Names the injected libraries' dirs, so that an `ldconfig` run in the container (an
 /// `apt-get install`) lists them again in the cache it writes. NVIDIA's toolkit writes
 /// `00-nvcr-*.conf` there for the same reason; `00` puts them before the image's own dirs.
-const LD_SO_CONF_ENTRY: &str = "/etc/ld.so.conf.d/00-nvidia-runtime.conf";
+pub(crate) const LD_SO_CONF_ENTRY: &str = "/etc/ld.so.conf.d/00-nvidia-runtime.conf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
@@ -519,24 +522,8 @@ fn write_ld_cache(
         FileKind::Directory => return without_cache(&"the image has a directory there"),
         FileKind::Symlink => return without_cache(&"the image has a symbolic link there"),
     };
-    let mut cache = match &image_file {
-        // The empty mount point libcontainer left for our cache when an earlier version
-        // started this rootfs (a restarted container): the image had no cache of its own.
-        Some(file) if file.bytes.is_empty() => ldcache::Cache::new(),
-        Some(file) => ldcache::Cache::parse(&file.bytes).unwrap_or_else(|err| {
-            tracing::warn!("ignoring the image's unreadable /etc/ld.so.cache: {err}");
-            ldcache::Cache::new()
-        }),
-        None => ldcache::Cache::new(),
-    };
-    for (name, path) in &edits.ld_cache {
-        cache.insert(ldcache::Entry::new(
-            name.clone(),
-            path.clone(),
-            ldcache::FLAG_X86_64_LIBC6,
-        ));
-    }
-    let bytes = cache.try_to_bytes().map_err(|err| InjectError::Write {
+    let cache = image_ld_cache(image_file.as_ref().map(|f| f.bytes.as_slice()));
+    let bytes = with_entries(cache, &edits.ld_cache).map_err(|err| InjectError::Write {
         path: bundle.join(ARTIFACTS_DIR).join("ld.so.cache"),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
     })?;
@@ -573,6 +560,47 @@ fn write_ld_cache(
         Err(WriteIn::Rootfs(err)) => return without_cache(&err),
     }
     cache_to_mount(bundle, &bytes).map(Some)
+}
+
+/// The image's `/etc/ld.so.cache` as read (`None`: it has none); an unreadable one is
+/// ignored, with a warning, as the loader ignores it.
+pub(crate) fn image_ld_cache(bytes: Option<&[u8]>) -> ldcache::Cache {
+    match bytes {
+        // The empty mount point libcontainer left for our cache when an earlier version
+        // started this rootfs (a restarted container): the image had no cache of its own.
+        Some([]) | None => ldcache::Cache::new(),
+        Some(bytes) => ldcache::Cache::parse(bytes).unwrap_or_else(|err| {
+            tracing::warn!("ignoring the image's unreadable /etc/ld.so.cache: {err}");
+            ldcache::Cache::new()
+        }),
+    }
+}
+
+/// `cache` with `entries` (name, path in the container) added as x86-64 libc6 libraries,
+/// serialised.
+pub(crate) fn with_entries(
+    mut cache: ldcache::Cache,
+    entries: &[(String, PathBuf)],
+) -> Result<Vec<u8>, ldcache::Error> {
+    for (name, path) in entries {
+        cache.insert(ldcache::Entry::new(
+            name.clone(),
+            path.clone(),
+            ldcache::FLAG_X86_64_LIBC6,
+        ));
+    }
+    cache.try_to_bytes()
+}
+
+/// The text of our `ld.so.conf.d` entry naming `dirs`.
+pub(crate) fn ld_so_conf_text<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> String {
+    let mut text =
+        String::from("# The NVIDIA driver libraries nvidia-runtime put in this container\n");
+    for dir in dirs {
+        text.push_str(&dir.to_string_lossy());
+        text.push('\n');
+    }
+    text
 }
 
 /// Writes the container's cache into the bundle, to be bind-mounted over its
@@ -683,12 +711,7 @@ fn write_ld_so_conf_entry(bundle: &Path, rootfs: &Rootfs, edits: &Edits, undo: &
     if dirs.is_empty() || rootfs.kind(Path::new(LD_SO_CONF)).ok() != Some(FileKind::File) {
         return;
     }
-    let mut text =
-        String::from("# The NVIDIA driver libraries nvidia-runtime put in this container\n");
-    for dir in dirs {
-        text.push_str(&dir.to_string_lossy());
-        text.push('\n');
-    }
+    let text = ld_so_conf_text(dirs);
     let entry = Path::new(LD_SO_CONF_ENTRY);
     let existing = match rootfs.read(entry) {
         Ok(existing) => existing,

@@ -13,7 +13,8 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -218,6 +219,114 @@ impl Rootfs {
             uid: stat.st_uid,
             gid: stat.st_gid,
         }))
+    }
+
+    /// The image's regular file at `path` (symlinks followed within the rootfs) opened for
+    /// reading, or `None` when absent; anything else there is never opened
+    /// ([`RootfsError::NotAFile`]). For reading a part of a big file (a library's ELF header).
+    pub fn open_file(&self, path: &Path) -> Result<Option<File>, RootfsError> {
+        let handle = match self.resolve(path, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
+            Err(source) => return Err(self.error("open", path, source)),
+        };
+        let stat =
+            fstat(handle.as_raw_fd()).map_err(|source| self.error("inspect", path, source))?;
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        if kind != SFlag::S_IFREG {
+            return Err(RootfsError::NotAFile {
+                path: path.to_owned(),
+                kind: describe(kind),
+            });
+        }
+        pathrs::Handle::from_fd(handle)
+            .reopen(pathrs::flags::OpenFlags::O_RDONLY)
+            .map(Some)
+            .map_err(|err| RootfsError::Reopen {
+                path: path.to_owned(),
+                reason: err.to_string(),
+            })
+    }
+
+    /// The names in the directory `dir` (resolved inside the rootfs) and what each is, its
+    /// last component not followed; empty when `dir` does not exist. Sorted by name.
+    pub fn list_dir(&self, dir: &Path) -> Result<Vec<(std::ffi::OsString, FileKind)>, RootfsError> {
+        let fd = match self.resolve(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(Vec::new()),
+            Err(source) => return Err(self.error("open", dir, source)),
+        };
+        let raw = fd.as_raw_fd();
+        let mut listing = nix::dir::Dir::from_fd(fd.into_raw_fd())
+            .map_err(|source| self.error("list", dir, source))?;
+        let mut entries = Vec::new();
+        for entry in listing.iter() {
+            let entry = entry.map_err(|source| self.error("list", dir, source))?;
+            let name = entry.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                continue;
+            }
+            let kind = match fstatat(Some(raw), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(stat) => FileKind::of(stat.st_mode),
+                // gone since it was listed
+                Err(Errno::ENOENT) => continue,
+                Err(source) => {
+                    return Err(self.error(
+                        "inspect",
+                        &dir.join(std::ffi::OsStr::from_bytes(name.to_bytes())),
+                        source,
+                    ))
+                }
+            };
+            entries.push((
+                std::ffi::OsStr::from_bytes(name.to_bytes()).to_owned(),
+                kind,
+            ));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
+    /// Bind-mounts the host file `source` read-only over `path`, which must be a file of a
+    /// procfs mounted in the rootfs (the container's `/proc`, in the container's mount namespace
+    /// before `pivot_root`): never over a file of the image's, never where a procfs is not.
+    /// `Ok(false)`: there is no such file (no driver in the container's procfs; or not in the
+    /// container's mount namespace, where the rootfs's `/proc` is an empty dir).
+    pub fn bind_over_proc_file(&self, path: &Path, source: &Path) -> Result<bool, RootfsError> {
+        use nix::mount::{mount, MsFlags};
+        let target = match self.resolve(path, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(false),
+            Err(source) => return Err(self.error("open", path, source)),
+        };
+        let fs = nix::sys::statfs::fstatfs(&target)
+            .map_err(|source| self.error("inspect", path, source))?;
+        if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+            return Ok(false);
+        }
+        let at = PathBuf::from(format!("/proc/self/fd/{}", target.as_raw_fd()));
+        mount(
+            Some(source),
+            &at,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|errno| self.error("bind-mount over", path, errno))?;
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        // Resolved again: the handle taken before names the file under the new mount.
+        let mounted = self
+            .resolve(path, OFlag::O_PATH | OFlag::O_NOFOLLOW)
+            .map_err(|source| self.error("open", path, source))?;
+        let at = PathBuf::from(format!("/proc/self/fd/{}", mounted.as_raw_fd()));
+        mount(None::<&str>, &at, None::<&str>, flags, None::<&str>)
+            .map_err(|errno| self.error("make read-only", path, errno))?;
+        Ok(true)
     }
 
     /// What is at `path`, its last component not followed.

@@ -57,7 +57,15 @@ impl Image {
 
 /// Reads the machine and soname of a little-endian ELF64 file. `Ok(None)`: not such a file.
 pub(crate) fn read(path: &Path) -> io::Result<Option<ElfInfo>> {
-    let f = Reader::open(path)?;
+    read_from(Reader::open(path)?)
+}
+
+/// [`read`] of a file already open (one found inside a container's rootfs, say).
+pub(crate) fn read_file(file: std::fs::File) -> io::Result<Option<ElfInfo>> {
+    read_from(Reader::from_file(file))
+}
+
+fn read_from(f: Reader) -> io::Result<Option<ElfInfo>> {
     let size = f.size()?;
     let mut head = vec![0u8; HEAD];
     let got = f.read_up_to(&mut head, 0);

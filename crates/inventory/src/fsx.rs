@@ -258,6 +258,15 @@ impl Reader {
         })
     }
 
+    /// A file opened elsewhere.
+    pub(crate) fn from_file(file: File) -> Self {
+        Self {
+            file,
+            #[cfg(test)]
+            path: PathBuf::new(),
+        }
+    }
+
     /// The file's size now.
     pub(crate) fn size(&self) -> io::Result<u64> {
         self.file.metadata().map(|md| md.len())

@@ -303,6 +303,13 @@ pub enum Error {
     },
 }
 
+/// The `e_machine` and `DT_SONAME` of a little-endian ELF64 shared object, read with a few
+/// positioned reads (never the whole file); `Ok(None)`: not such a file. For a library found
+/// other than by discovery (in a container's rootfs, opened by the caller).
+pub fn elf_soname(file: std::fs::File) -> Result<Option<(u16, Option<String>)>, io::Error> {
+    elf::read_file(file).map(|info| info.map(|info| (info.machine, info.soname)))
+}
+
 /// Discovers the host under `roots` with default [`Options`].
 pub fn discover(roots: &Roots) -> Result<Inventory, Error> {
     discover_with(roots, &Options::default())

@@ -44,6 +44,10 @@ pub enum Command {
     Common(liboci_cli::CommonCmd),
     /// check this host for GPU containers and say how to fix what is wrong
     Doctor(crate::commands::doctor::Doctor),
+    /// generate, list and refresh CDI specs of this host's GPUs
+    Cdi(crate::commands::cdi::Cdi),
+    /// an OCI createContainer hook named by generated CDI specs (not run by hand)
+    Hook(crate::commands::hook::Hook),
 }
 
 /// runc's `kill`: the signal is optional and defaults to SIGTERM (liboci-cli requires it).

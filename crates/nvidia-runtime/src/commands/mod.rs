@@ -1,10 +1,12 @@
 //! One function per runc subcommand. Each returns the process exit code on success; errors go
 //! back to `main`, which logs them where containerd looks and exits 1.
 
+pub mod cdi;
 pub mod doctor;
 mod exec;
 mod executor;
 mod foreground;
+pub mod hook;
 mod inspect;
 mod lifecycle;
 mod tty;
@@ -38,6 +40,8 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
         Command::Kill(args) => lifecycle::kill(args, global),
         Command::Delete(args) => lifecycle::delete(args, global),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Cdi(args) => cdi::cdi(args),
+        Command::Hook(args) => hook::hook(args),
         Command::Common(cmd) => match cmd {
             CommonCmd::Run(args) => lifecycle::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
