@@ -12,7 +12,7 @@
 #    once Docker uses the systemd cgroup driver), libraries of another version than the module,
 #    no module, a runtime config naming no file;
 #  - daemon.json without our runtime (warning, exit 0), naming a missing path (error), malformed
-#    (error with the line); a stale CDI spec;
+#    (error with the line); a stale CDI spec (another driver's, and ours after a module change);
 #  - one trial container (--trial): passes on the healthy host, fails with the cause when
 #    /dev/nvidiactl is gone, and leaves no container, cgroup or temp dir behind.
 # Validated against runc (RUNTIME=$(command -v runc)), which has no doctor: only the checks that
@@ -25,7 +25,7 @@ need_cmd ldconfig libc-bin
 # --- helpers ------------------------------------------------------------------
 
 # healthy_host : a 2-GPU simulated host with /dev/char links, Docker (cgroupfs) and containerd
-# (through a drop-in) registering $RUNTIME, and an up-to-date CDI spec.
+# (through a drop-in) registering $RUNTIME, and a CDI spec from `cdi generate`.
 healthy_host() {
     sim_host 2 ""
     local n
@@ -41,7 +41,7 @@ healthy_host() {
     printf 'version = 2\nimports = ["conf.d/*.toml"]\n' >"$ENG/containerd/config.toml"
     printf '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\nruntime_type = "io.containerd.runc.v2"\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\nBinaryName = "%s"\n' \
         "$RUNTIME" >"$ENG/containerd/conf.d/99-nvidia.toml"
-    cdi_spec "$SIM/usr/local/nvidia/lib64/libcuda.so.580.159.04" 580.159.04 >"$ENG/cdi/nvidia.json"
+    rt cdi generate --output "$ENG/cdi/nvidia.yaml" || die "cdi generate failed"
 }
 # cdi_spec LIBRARY VERSION : a spec mounting LIBRARY, made for driver VERSION.
 cdi_spec() {
@@ -195,7 +195,7 @@ test_stale_libraries() {
     assert_contains "$(field_of driver.libraries-stale fix)" "reboot" "the fix says reboot"
     # The CDI spec made for the old module is stale too.
     assert_finding cdi.spec-stale error
-    assert_contains "$(field_of cdi.spec-stale message)" "made for driver 580.159.04" "the spec's version is named"
+    assert_contains "$(field_of cdi.spec-stale message)" "generated for driver 580.159.04" "the spec's version is named"
 }
 
 test_module_not_loaded() {
@@ -246,8 +246,9 @@ test_stale_cdi_spec() {
     assert_finding cdi.spec-stale error
     local msg; msg=$(field_of cdi.spec-stale message)
     assert_contains "$msg" "old-driver.json" "the spec is named"
-    assert_contains "$msg" "libcuda.so.570.86.15 does not exist" "the missing file is named"
-    assert_contains "$(field_of cdi.specs-ok message)" "nvidia.json" "the good spec still passes"
+    assert_contains "$msg" "libcuda.so.570.86.15 no longer exists" "the missing file is named"
+    assert_contains "$msg" "generated for driver 570.86.15" "the other driver version is named"
+    assert_contains "$(field_of cdi.specs-ok message)" "nvidia.yaml" "the generated spec still passes"
 }
 
 test_trial_container() {

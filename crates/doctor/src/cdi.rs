@@ -1,176 +1,86 @@
-//! CDI specs in the spec dirs: present, readable, and not stale (every host file a spec names
-//! exists, and a spec that records its driver version records the loaded one).
+//! CDI specs in the spec dirs, read as engines read them (the `cdi` crate's registry: JSON and
+//! YAML, validated, devices defined twice refused) and checked for staleness as `cdi list` does
+//! (`inject::cdi_hooks::staleness`: every host file a spec names exists, and a spec that records
+//! its driver version records the loaded module's).
 
-use std::path::{Path, PathBuf};
+use std::error::Error as _;
+use std::path::PathBuf;
 
-use serde_json::Value;
+use cdi::{Registry, RegistryError};
+use inventory::Inventory;
 
 use crate::{ids, Finding, Severity};
 
-/// The annotation a spec written by `nvidia-runtime cdi generate` records the module's version
-/// in.
-pub const ANNOTATION_DRIVER_VERSION: &str = "io.github.nvidia-runtime/driver-version";
-
-/// Spec files of the dirs, in the order the CDI registry reads them (dir order, then name):
-/// `*.json`, `*.yaml`, `*.yml`.
-pub fn spec_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut all = Vec::new();
-    for dir in dirs {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.is_file()
-                    && p.extension()
-                        .is_some_and(|e| e == "json" || e == "yaml" || e == "yml")
-            })
-            .collect();
-        files.sort();
-        all.extend(files);
-    }
-    all
-}
-
-/// Reads a spec as a JSON value (YAML is a superset of JSON; both read through the YAML
-/// parser the `cdi` crate uses would be better, see `load`).
-pub fn load(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    let value: Value = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| e.to_string())?
-    } else {
-        yaml_as_json(&text)?
-    };
-    for key in ["cdiVersion", "kind"] {
-        if value.get(key).and_then(Value::as_str).is_none() {
-            return Err(format!("no {key:?}"));
+/// An error and its sources, each once: `cannot read CDI spec X: Permission denied`.
+fn chain(err: &RegistryError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
         }
+        source = s.source();
     }
-    Ok(value)
+    text
 }
 
-fn yaml_as_json(text: &str) -> Result<Value, String> {
-    serde_json::from_str(text).map_err(|_| "YAML specs are only checked as JSON".to_string())
-}
-
-/// Why a spec is stale, one reason per line.
-pub fn staleness(spec: &Value, driver_version: Option<&str>) -> Vec<String> {
-    let mut why = Vec::new();
-    if let (Some(recorded), Some(loaded)) = (
-        spec.pointer(&format!(
-            "/annotations/{}",
-            ANNOTATION_DRIVER_VERSION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str),
-        driver_version,
-    ) {
-        if recorded != loaded {
-            why.push(format!(
-                "made for driver {recorded}, the loaded module is {loaded}"
-            ));
-        }
-    }
-    let mut edits = vec![spec.get("containerEdits")];
-    for device in spec
-        .get("devices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        edits.push(device.get("containerEdits"));
-    }
-    let mut seen: Vec<&str> = Vec::new();
-    for e in edits.into_iter().flatten() {
-        let list = |key: &str| e.get(key).and_then(Value::as_array).into_iter().flatten();
-        let nodes = list("deviceNodes").filter_map(|n| {
-            n.get("hostPath")
-                .or_else(|| n.get("path"))
-                .and_then(Value::as_str)
-                .map(|p| ("device node", p))
-        });
-        let mounts = list("mounts").filter_map(|m| {
-            let bind = m
-                .get("type")
-                .and_then(Value::as_str)
-                .is_none_or(|t| t == "bind")
-                || m.get("options")
-                    .and_then(Value::as_array)
-                    .is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"));
-            bind.then(|| {
-                m.get("hostPath")
-                    .and_then(Value::as_str)
-                    .map(|p| ("mount source", p))
-            })?
-        });
-        let hooks = list("hooks")
-            .filter_map(|h| h.get("path").and_then(Value::as_str).map(|p| ("hook", p)));
-        for (what, path) in nodes.chain(mounts).chain(hooks) {
-            if seen.contains(&path) {
-                continue;
-            }
-            seen.push(path);
-            if Path::new(path).symlink_metadata().is_err() {
-                why.push(format!("{what} {path} does not exist"));
-            }
-        }
-    }
-    why
-}
-
-/// `cdi.*` findings for the spec dirs.
-pub fn check(dirs: &[PathBuf], driver_version: Option<&str>) -> Vec<Finding> {
-    let files = spec_files(dirs);
+/// `cdi.*` findings for the spec dirs; `inventory`: the loaded driver's, when there is one (a
+/// spec's recorded driver version is compared with it; without it only files are checked).
+pub fn check(dirs: &[PathBuf], inventory: Option<&Inventory>) -> Vec<Finding> {
+    let registry = Registry::load(dirs);
     let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    if files.is_empty() {
+    let mut findings = Vec::new();
+    for err in registry.errors() {
+        findings.push(match err {
+            RegistryError::Conflict { .. } => Finding::new(
+                ids::CDI_DEVICE_CONFLICT,
+                Severity::Error,
+                chain(err),
+            )
+            .fix("remove the older or duplicate spec (`nvidia-runtime cdi list` shows which file defines what)"),
+            _ => Finding::new(ids::CDI_SPEC_MALFORMED, Severity::Error, chain(err)).fix(
+                "fix or remove the file; engines refuse the devices of a spec they cannot read",
+            ),
+        });
+    }
+    let mut good = Vec::new();
+    let mut any = false;
+    for (path, spec) in registry.specs() {
+        any = true;
+        let stale = match inventory {
+            Some(inv) => inject::cdi_hooks::staleness(spec, inv),
+            None => inject::cdi_hooks::staleness_of_files(spec),
+        };
+        if stale.is_empty() {
+            good.push(format!("{} ({})", path.display(), spec.kind));
+            continue;
+        }
+        let reasons: Vec<String> = stale.iter().map(ToString::to_string).collect();
+        findings.push(
+            Finding::new(
+                ids::CDI_SPEC_STALE,
+                Severity::Error,
+                format!(
+                    "CDI spec {} is stale: {}; containers given its devices fail to start",
+                    path.display(),
+                    reasons.join("; ")
+                ),
+            )
+            .fix(format!(
+                "generate it again for the installed driver: `nvidia-runtime cdi refresh --output {}` (and after every driver upgrade: see the refresh units in the install guide)",
+                path.display()
+            )),
+        );
+    }
+    if !any && findings.is_empty() {
         return vec![Finding::new(
             ids::CDI_NO_SPECS,
             Severity::Info,
             format!("no CDI spec in {}: engines that inject through CDI (Podman, containerd or CRI-O with CDI on, Kubernetes device plugins in CDI mode) see no GPU", shown.join(", ")),
         )
-        .fix("only if such an engine is used: `nvidia-runtime cdi generate --output /var/run/cdi/nvidia.yaml`")];
-    }
-    let mut findings = Vec::new();
-    let mut good = Vec::new();
-    for file in &files {
-        let spec = match load(file) {
-            Ok(s) => s,
-            Err(why) => {
-                findings.push(
-                    Finding::new(
-                        ids::CDI_SPEC_MALFORMED,
-                        Severity::Error,
-                        format!("CDI spec {} cannot be used: {why}", file.display()),
-                    )
-                    .fix("fix or remove the file; engines refuse every device of a broken spec dir or skip it"),
-                );
-                continue;
-            }
-        };
-        let stale = staleness(&spec, driver_version);
-        if stale.is_empty() {
-            good.push(format!(
-                "{} ({})",
-                file.display(),
-                spec.get("kind").and_then(Value::as_str).unwrap_or("?")
-            ));
-        } else {
-            findings.push(
-                Finding::new(
-                    ids::CDI_SPEC_STALE,
-                    Severity::Error,
-                    format!(
-                        "CDI spec {} is stale: {}; containers given its devices fail to start",
-                        file.display(),
-                        stale.join("; ")
-                    ),
-                )
-                .fix(format!(
-                    "generate it again for the installed driver: `nvidia-runtime cdi generate --output {}` (and after every driver upgrade)",
-                    file.display()
-                )),
-            );
-        }
+        .fix("only if such an engine is used: `nvidia-runtime cdi refresh` (writes /var/run/cdi/nvidia.yaml)")];
     }
     if !good.is_empty() {
         findings.push(Finding::new(
@@ -184,17 +94,41 @@ pub fn check(dirs: &[PathBuf], driver_version: Option<&str>) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
-    fn spec(host_file: &Path, version: &str) -> String {
+    const VERSION_KEY: &str = inject::cdi_hooks::ANNOTATION_DRIVER_VERSION;
+
+    fn spec(host_file: &Path, version: &str, device: &str) -> String {
         format!(
             r#"{{"cdiVersion": "0.6.0", "kind": "nvidia.com/gpu",
-               "annotations": {{"{ANNOTATION_DRIVER_VERSION}": "{version}"}},
-               "devices": [{{"name": "0", "containerEdits": {{"deviceNodes": [{{"path": "/dev/null"}}]}}}}],
+               "annotations": {{"{VERSION_KEY}": "{version}"}},
+               "devices": [{{"name": "{device}", "containerEdits": {{"deviceNodes": [{{"path": "/dev/null"}}]}}}}],
                "containerEdits": {{"mounts": [{{"hostPath": "{}", "containerPath": "/x", "options": ["ro", "bind"]}},
                                               {{"hostPath": "tmpfs", "containerPath": "/t", "type": "tmpfs"}}]}}}}"#,
             host_file.display()
         )
+    }
+
+    fn inventory(version: &str) -> Inventory {
+        Inventory {
+            driver_version: version.into(),
+            cuda_version: None,
+            gpus: Vec::new(),
+            control_devices: Vec::new(),
+            mig_caps: Vec::new(),
+            libraries: Vec::new(),
+            binaries: Vec::new(),
+            firmware: Vec::new(),
+            ipc: Vec::new(),
+            mig_enabled: false,
+            unreadable_gpus: Vec::new(),
+        }
+    }
+
+    fn ids_of(f: &[Finding]) -> Vec<(&'static str, Severity)> {
+        f.iter().map(|f| (f.id, f.severity)).collect()
     }
 
     #[test]
@@ -202,50 +136,66 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let (etc, run) = (t.path().join("etc"), t.path().join("run"));
         let dirs = vec![etc.clone(), run.clone()];
-        let f = check(&dirs, Some("580.159.04"));
-        assert_eq!(
-            (f[0].id, f[0].severity),
-            (ids::CDI_NO_SPECS, Severity::Info)
-        );
+        let inv = inventory("580.159.04");
+        let f = check(&dirs, Some(&inv));
+        assert_eq!(ids_of(&f), vec![(ids::CDI_NO_SPECS, Severity::Info)]);
 
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::create_dir_all(&run).unwrap();
         let lib = t.path().join("libcuda.so.580.159.04");
         std::fs::write(&lib, "").unwrap();
-        std::fs::write(run.join("nvidia.json"), spec(&lib, "580.159.04")).unwrap();
-        let f = check(&dirs, Some("580.159.04"));
-        assert_eq!(f.len(), 1);
-        assert_eq!((f[0].id, f[0].severity), (ids::CDI_SPECS_OK, Severity::Ok));
+        std::fs::write(run.join("nvidia.json"), spec(&lib, "580.159.04", "0")).unwrap();
+        let f = check(&dirs, Some(&inv));
+        assert_eq!(ids_of(&f), vec![(ids::CDI_SPECS_OK, Severity::Ok)]);
 
-        // Another driver's spec: version recorded and its libraries gone.
+        // Another driver's spec (YAML read too): version recorded and its libraries gone.
         let old = t.path().join("libcuda.so.570.1");
-        std::fs::write(etc.join("old.json"), spec(&old, "570.1")).unwrap();
+        let yaml = format!(
+            "cdiVersion: 0.6.0\nkind: example.com/gpu\nannotations:\n  {VERSION_KEY}: \"570.1\"\ndevices:\n- name: \"0\"\n  containerEdits:\n    mounts:\n    - hostPath: {}\n      containerPath: /x\n      options: [ro, bind]\n",
+            old.display()
+        );
+        std::fs::write(etc.join("old.yaml"), yaml).unwrap();
         std::fs::write(etc.join("junk.json"), "{not json").unwrap();
         std::fs::write(etc.join("notes.txt"), "ignored").unwrap();
-        let f = check(&dirs, Some("580.159.04"));
-        let got: Vec<_> = f.iter().map(|f| (f.id, f.severity)).collect();
+        let f = check(&dirs, Some(&inv));
         assert_eq!(
-            got,
+            ids_of(&f),
             vec![
                 (ids::CDI_SPEC_MALFORMED, Severity::Error),
                 (ids::CDI_SPEC_STALE, Severity::Error),
                 (ids::CDI_SPECS_OK, Severity::Ok),
-            ]
+            ],
+            "{f:#?}"
         );
+        assert!(f[0].message.contains("junk.json"), "{}", f[0].message);
+        assert!(f[1].message.contains("old.yaml"), "{}", f[1].message);
+        assert!(f[1].message.contains("570.1"), "{}", f[1].message);
         assert!(
-            f[1].message
-                .contains("made for driver 570.1, the loaded module is 580.159.04"),
-            "{}",
-            f[1].message
-        );
-        assert!(
-            f[1].message.contains("libcuda.so.570.1 does not exist"),
+            f[1].message.contains("libcuda.so.570.1"),
             "{}",
             f[1].message
         );
         assert!(
             !f[1].message.contains("tmpfs"),
             "a tmpfs mount names no host file"
+        );
+
+        // Without a loaded driver only files count.
+        std::fs::remove_file(etc.join("junk.json")).unwrap();
+        std::fs::write(&old, "").unwrap();
+        let f = check(&dirs, None);
+        assert_eq!(
+            ids_of(&f),
+            vec![(ids::CDI_SPECS_OK, Severity::Ok)],
+            "{f:#?}"
+        );
+
+        // The same device in two specs of one dir (across dirs, the later dir wins).
+        std::fs::write(run.join("dup.json"), spec(&lib, "580.159.04", "0")).unwrap();
+        let f = check(&dirs, Some(&inv));
+        assert!(
+            ids_of(&f).contains(&(ids::CDI_DEVICE_CONFLICT, Severity::Error)),
+            "{f:#?}"
         );
     }
 }

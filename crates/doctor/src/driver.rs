@@ -13,8 +13,8 @@ use crate::{ids, Finding, Severity};
 pub struct DriverCheck {
     /// In report order.
     pub findings: Vec<Finding>,
-    /// The loaded module's version, e.g. "580.159.04".
-    pub version: Option<String>,
+    /// The loaded module and its GPUs (no driver files: see `check`), when it is loaded.
+    pub inventory: Option<inventory::Inventory>,
 }
 
 /// The libraries a GPU container of each capability cannot do without (by their real file's
@@ -40,7 +40,7 @@ pub fn check(roots: &Roots) -> DriverCheck {
             findings.push(module_error(&err, roots));
             return DriverCheck {
                 findings,
-                version: None,
+                inventory: None,
             };
         }
     };
@@ -82,7 +82,7 @@ pub fn check(roots: &Roots) -> DriverCheck {
     findings.push(persistenced(&roots.driver));
     DriverCheck {
         findings,
-        version: Some(inv.driver_version),
+        inventory: Some(inv),
     }
 }
 
@@ -250,7 +250,10 @@ mod tests {
         let root = t.path().join("root");
         let roots = Roots::all(&root);
         let c = check(&roots);
-        assert_eq!(c.version.as_deref(), Some("580.159.04"));
+        assert_eq!(
+            c.inventory.as_ref().map(|i| i.driver_version.as_str()),
+            Some("580.159.04")
+        );
         assert_eq!(
             ids_of(&c.findings),
             vec![
@@ -314,7 +317,7 @@ mod tests {
         // No module.
         std::fs::remove_file(&version).unwrap();
         let c = check(&roots);
-        assert_eq!(c.version, None);
+        assert_eq!(c.inventory, None);
         assert_eq!(
             ids_of(&c.findings),
             vec![(ids::DRIVER_MODULE_MISSING, Severity::Error)]

@@ -46,6 +46,7 @@ pub const CDI_NO_SPECS: &str = "cdi.no-specs";
 pub const CDI_SPECS_OK: &str = "cdi.specs-ok";
 pub const CDI_SPEC_MALFORMED: &str = "cdi.spec-malformed";
 pub const CDI_SPEC_STALE: &str = "cdi.spec-stale";
+pub const CDI_DEVICE_CONFLICT: &str = "cdi.device-conflict";
 pub const TRIAL_PASSED: &str = "trial.passed";
 pub const TRIAL_FAILED: &str = "trial.failed";
 pub const TRIAL_SKIPPED: &str = "trial.skipped";
@@ -98,6 +99,7 @@ pub const ALL: &[&str] = &[
     CDI_SPECS_OK,
     CDI_SPEC_MALFORMED,
     CDI_SPEC_STALE,
+    CDI_DEVICE_CONFLICT,
     TRIAL_PASSED,
     TRIAL_FAILED,
     TRIAL_SKIPPED,

@@ -157,19 +157,19 @@ pub fn check(host: &Host) -> Vec<Finding> {
     let mut findings = Vec::new();
     let engines = engines::check(host);
     let cgroup = cgroup::check(&host.cgroup_root, &engines.cgroup_drivers);
-    let mut driver_version = None;
+    let mut inventory = None;
     if let Some(roots) = &host.roots {
         let driver = driver::check(roots);
         findings.extend(driver.findings);
-        driver_version = driver.version;
-        if driver_version.is_some() {
+        inventory = driver.inventory;
+        if inventory.is_some() {
             let systemd = engines.cgroup_drivers.iter().any(|d| d.systemd);
             findings.extend(devices::check(roots, systemd));
         }
     }
     findings.extend(cgroup);
     findings.extend(engines.findings);
-    findings.extend(cdi::check(&host.cdi_dirs, driver_version.as_deref()));
+    findings.extend(cdi::check(&host.cdi_dirs, inventory.as_ref()));
     findings
 }
 
