@@ -1,8 +1,9 @@
 //! A trial GPU container: `nvidia-runtime run` of a one-binary bundle (the host's static
 //! busybox) with `NVIDIA_VISIBLE_DEVICES=all`, which lists the device nodes it was given.
 //!
-//! Everything it makes (bundle, state root, the container's cgroup) lives under one temporary
-//! directory and is removed afterwards, the container deleted even when it hangs.
+//! Its bundle and state root live under one temporary directory, removed afterwards; the
+//! container (and with it its cgroup) is deleted even when it hangs. Like any container it may
+//! fill the runtime's inventory cache.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
