@@ -10,7 +10,7 @@
 #    an up-to-date CDI spec) exits 0 with no error, and doctor changes nothing on it;
 #  - missing uvm nodes, a node with the wrong major, missing /dev/char links (a warning, an error
 #    once Docker uses the systemd cgroup driver), libraries of another version than the module,
-#    no module, a runtime config naming no file;
+#    no module, a runtime config naming no file or with a misspelt key;
 #  - daemon.json without our runtime (warning, exit 0), naming a missing path (error), malformed
 #    (error with the line); a stale CDI spec (another driver's, and ours after a module change);
 #  - one trial container (--trial): passes on the healthy host, fails with the cause when
@@ -212,6 +212,13 @@ test_module_not_loaded() {
 
 test_config_invalid() {
     healthy_host
+    printf 'suported-driver-capabilities = "compute"\n' >>"$NVIDIA_CTK_CONFIG_FILE_PATH"
+    doctor --json
+    assert_rc 0 "a misspelt config key: a warning, exit 0"
+    assert_finding config.loaded ok
+    assert_contains "$(field_of config.loaded message)" "proc root $SIM" "config.loaded names the roots"
+    assert_finding config.ignored-key warning
+    assert_contains "$(field_of config.ignored-key message)" "suported-driver-capabilities" "the key is named"
     NVIDIA_CTK_CONFIG_FILE_PATH=$TEST_TMP/no-such.toml doctor --json
     assert_rc 1 "a config naming no file: exit 1"
     assert_finding config.invalid error

@@ -1,6 +1,8 @@
 //! Every finding id. Stable: scripts match on them, and docs/doctor.md explains each.
 
+pub const CONFIG_LOADED: &str = "config.loaded";
 pub const CONFIG_INVALID: &str = "config.invalid";
+pub const CONFIG_IGNORED_KEY: &str = "config.ignored-key";
 pub const DRIVER_MODULE_LOADED: &str = "driver.module-loaded";
 pub const DRIVER_MODULE_MISSING: &str = "driver.module-missing";
 pub const DRIVER_MODULE_UNREADABLE: &str = "driver.module-unreadable";
@@ -53,7 +55,9 @@ pub const TRIAL_SKIPPED: &str = "trial.skipped";
 
 /// All of them, in report order.
 pub const ALL: &[&str] = &[
+    CONFIG_LOADED,
     CONFIG_INVALID,
+    CONFIG_IGNORED_KEY,
     DRIVER_MODULE_LOADED,
     DRIVER_MODULE_MISSING,
     DRIVER_MODULE_UNREADABLE,

@@ -151,6 +151,40 @@ pub fn config_invalid(message: &str) -> Finding {
     .fix("fix the file or key named above (see the configuration reference); every GPU container fails until then")
 }
 
+/// The runtime's config was read (`config.loaded`, ok): which file (`None`: none, defaults)
+/// and where it makes the runtime look, then one `config.ignored-key` warning per key it
+/// ignores (`warnings`, the config's own words).
+pub fn config_loaded(
+    file: Option<&std::path::Path>,
+    roots: &inventory::Roots,
+    warnings: &[String],
+) -> Vec<Finding> {
+    let source = file.map_or("no config file, defaults".to_string(), |f| {
+        f.display().to_string()
+    });
+    let mut findings = vec![Finding::new(
+        ids::CONFIG_LOADED,
+        Severity::Ok,
+        format!(
+            "runtime config: {source}; driver root {}, dev root {}, proc root {}",
+            roots.driver.display(),
+            roots.dev.display(),
+            roots.proc_.display()
+        ),
+    )];
+    for warning in warnings {
+        findings.push(
+            Finding::new(
+                ids::CONFIG_IGNORED_KEY,
+                Severity::Warning,
+                format!("runtime config {source}: {warning}"),
+            )
+            .fix("correct the key's name or remove it (every key is in the configuration reference); a misspelt key silently keeps its default"),
+        );
+    }
+    findings
+}
+
 /// Runs every check but the trial, in the order the report shows them: driver, devices,
 /// cgroups, engines, CDI.
 pub fn check(host: &Host) -> Vec<Finding> {
@@ -301,6 +335,23 @@ mod tests {
         assert!(t.contains("fix: one\n"));
         assert!(t.contains("     two\n"));
         assert!(t.ends_with("0 error(s), 0 warning(s), 1 info, 2 ok\n"));
+    }
+
+    #[test]
+    fn config_findings() {
+        let roots = inventory::Roots::all("/sim");
+        let f = config_loaded(None, &roots, &["unknown config key \"x\" ignored".into()]);
+        assert_eq!((f[0].id, f[0].severity), (ids::CONFIG_LOADED, Severity::Ok));
+        assert!(f[0]
+            .message
+            .contains("defaults; driver root /sim, dev root /sim, proc root /sim"));
+        assert_eq!(
+            (f[1].id, f[1].severity),
+            (ids::CONFIG_IGNORED_KEY, Severity::Warning)
+        );
+        assert!(f[1].message.contains("\"x\""));
+        let f = config_invalid("bad");
+        assert_eq!((f.id, f.severity), (ids::CONFIG_INVALID, Severity::Error));
     }
 
     /// Every id has its entry in the troubleshooting page users read.

@@ -55,7 +55,20 @@ pub fn doctor(args: Doctor) -> Result<u8> {
     let runtime = std::env::current_exe().context("cannot tell where this binary is")?;
     let mut findings = Vec::new();
     let roots = match inject::Config::load() {
-        Ok(config) => Some(config.roots()),
+        Ok(config) => {
+            let file = std::env::var_os(inject::config::PATH_ENV)
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| Some(PathBuf::from(inject::config::DEFAULT_PATH)))
+                .filter(|p| p.exists());
+            let roots = config.roots();
+            findings.extend(doctor::config_loaded(
+                file.as_deref(),
+                &roots,
+                &config.warnings,
+            ));
+            Some(roots)
+        }
         Err(err) => {
             findings.push(doctor::config_invalid(&err.to_string()));
             None
