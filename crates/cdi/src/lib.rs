@@ -5,7 +5,16 @@
 //!
 //! [`ContainerEdits`] is the one currency of GPU injection: a CDI spec parses into it, the
 //! runtime's own planning produces it, and `cdi generate` serialises it.
+//!
+//! - [`Spec::parse`] reads one spec file (JSON or YAML, at most [`MAX_SPEC_BYTES`]) and checks
+//!   every rule of the spec, including that no field is newer than its `cdiVersion`
+//!   ([`version`]); [`Spec::to_json`] / [`Spec::to_yaml`] write one, and
+//!   [`Spec::set_minimum_version`] picks the lowest `cdiVersion` that fits it.
+//! - [`QualifiedName`] is a requested device, `vendor/class=name`.
+//! - [`Registry`] reads the spec dirs ([`DEFAULT_SPEC_DIRS`]) and resolves requested names to
+//!   their edits ([`Registry::edits_for`]).
 
+pub mod apply;
 pub mod error;
 pub mod name;
 pub mod registry;
@@ -20,5 +29,5 @@ pub use spec::{
     format_of, ContainerEdits, Device, DeviceNode, Hook, IntelRdt, Mount, NetDevice, Spec,
     MAX_SPEC_BYTES,
 };
-pub use validate::HOOK_NAMES;
+pub use validate::{HOOK_NAMES, MAX_ANNOTATIONS_BYTES};
 pub use version::{minimum_version, Version};

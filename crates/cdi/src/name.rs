@@ -22,7 +22,7 @@ pub enum NameError {
          e.g. nvidia.com/gpu=0"
     )]
     Unqualified { input: String },
-    #[error("kind {value:?} must be vendor/class, e.g. nvidia.com/gpu")]
+    #[error("{value:?} is not a kind: write vendor/class, e.g. nvidia.com/gpu")]
     BadKind { value: String },
     #[error("{what} {value:?} is empty")]
     Empty { what: &'static str, value: String },

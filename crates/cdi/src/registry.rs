@@ -182,15 +182,12 @@ impl Registry {
                     continue;
                 }
                 budget.files += 1;
-                match read_spec_file(&path, MAX_TOTAL_SPEC_BYTES - budget.bytes) {
-                    Ok(Some((bytes, spec))) => {
-                        budget.bytes += bytes;
-                        reg.specs.push(Loaded {
-                            path,
-                            priority,
-                            spec,
-                        });
-                    }
+                match read_spec_file(&path, MAX_TOTAL_SPEC_BYTES, &mut budget.bytes) {
+                    Ok(Some(spec)) => reg.specs.push(Loaded {
+                        path,
+                        priority,
+                        spec,
+                    }),
                     Ok(None) => {
                         budget.over = Some((
                             format!("{} MiB of specs", MAX_TOTAL_SPEC_BYTES >> 20),
@@ -429,8 +426,9 @@ struct Budget {
     over: Option<(String, usize, PathBuf)>,
 }
 
-/// Reads and validates one spec file. `Ok(None)` when it would take more than `room` bytes.
-fn read_spec_file(path: &Path, room: u64) -> Result<Option<(u64, Spec)>, RegistryError> {
+/// Reads and validates one spec file, adding the bytes read to `used` (broken files count
+/// too). `Ok(None)` when that would pass `limit`.
+fn read_spec_file(path: &Path, limit: u64, used: &mut u64) -> Result<Option<Spec>, RegistryError> {
     let read_err = |source| RegistryError::Read {
         path: path.to_owned(),
         source,
@@ -462,11 +460,11 @@ fn read_spec_file(path: &Path, room: u64) -> Result<Option<(u64, Spec)>, Registr
         .read_to_end(&mut bytes)
         .map_err(read_err)?;
     let size = bytes.len() as u64;
-    if size > room {
+    if *used + size > limit {
         return Ok(None);
     }
-    let spec = Spec::parse(&bytes, path)?;
-    Ok(Some((size, spec)))
+    *used += size;
+    Ok(Some(Spec::parse(&bytes, path)?))
 }
 
 fn file_kind(meta: &fs::Metadata) -> &'static str {
@@ -705,5 +703,20 @@ mod tests {
             err.contains("big.json") && err.contains("more than"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn file_count_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MAX_SPEC_FILES + 3 {
+            let body = spec(&format!("v.com/c{i}"), &["0"], "G=1");
+            fs::write(dir.path().join(format!("s{i:05}.json")), body).unwrap();
+        }
+        let reg = Registry::load(&[dir.path().into()]);
+        assert_eq!(reg.devices().len(), MAX_SPEC_FILES);
+        let errs: Vec<String> = reg.errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        let want = format!("s{MAX_SPEC_FILES:05}.json and 2 more files were not read");
+        assert!(errs[0].contains(&want), "{errs:?}");
     }
 }

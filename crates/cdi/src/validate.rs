@@ -1,6 +1,14 @@
 //! The CDI spec's rules for a parsed spec (SPEC.md, and the reference implementation's checks
 //! in `pkg/cdi` where the prose is silent, so that a spec other runtimes accept is accepted
-//! here and the other way round, except where noted).
+//! here and the other way round).
+//!
+//! Stricter than the reference implementation, where it would only fail later and less
+//! clearly: hook paths must be absolute (SPEC.md says MUST; the reference only checks they are
+//! not empty), as must a mount's `containerPath`, a bind mount's `hostPath` and a device
+//! node's paths; no path or env entry may hold a NUL byte; device `major`/`minor` must not be
+//! negative; net device names must be valid Linux interface names; `enableCMT`/`enableMBM`
+//! are refused in a 1.1.0 spec (the reference refuses them in every version, having dropped
+//! the fields).
 
 use std::collections::HashSet;
 use std::path::Path;

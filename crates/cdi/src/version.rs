@@ -91,7 +91,7 @@ impl FromStr for Version {
 
 /// A `cdiVersion` that is not one of the known releases.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cdiVersion {0:?} is not a known CDI version; use one of 0.3.0, 0.4.0, 0.5.0, 0.6.0, 0.7.0, 0.8.0, 1.0.0, 1.1.0")]
+#[error("{0:?} is not a known CDI version; use one of 0.3.0, 0.4.0, 0.5.0, 0.6.0, 0.7.0, 0.8.0, 1.0.0, 1.1.0")]
 pub struct UnknownVersion(pub String);
 
 /// One use of a versioned field in a spec.

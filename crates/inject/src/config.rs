@@ -36,7 +36,19 @@ pub enum ConfigError {
     },
     #[error("config file {path}: supported-driver-capabilities: unknown capability {name:?}")]
     Capability { path: PathBuf, name: String },
+    #[error(
+        "config file {path}: [nvidia-container-runtime.modes.cdi] default-kind = {kind:?} is not \
+         a CDI kind: write it as vendor/class, like \"nvidia.com/gpu\""
+    )]
+    CdiKind { path: PathBuf, kind: String },
 }
+
+/// NVIDIA's defaults for `[nvidia-container-runtime.modes.cdi]`.
+pub const DEFAULT_CDI_KIND: &str = "nvidia.com/gpu";
+pub const DEFAULT_CDI_ANNOTATION_PREFIXES: [&str; 1] = ["cdi.k8s.io/"];
+/// CDI's own default spec dirs, in order: a spec in a later dir wins over one of the same
+/// name in an earlier (the CDI spec; `/var/run/cdi` holds generated, transient specs).
+pub const DEFAULT_CDI_SPEC_DIRS: [&str; 2] = cdi::DEFAULT_SPEC_DIRS;
 
 /// A tmpfs on every distribution: emptied at boot, never on a disk another system mounts. Not
 /// under the state root (`/run/nvidia-runtime`), whose entries are container ids.
@@ -68,6 +80,15 @@ pub struct Config {
     /// the next container (checked against the file system each time; see the inventory
     /// crate's `cache.rs`). `""` turns it off.
     pub inventory_cache: Option<PathBuf>,
+    /// `[nvidia-container-runtime.modes.cdi] default-kind`: the `vendor/class` an unqualified
+    /// device id takes where a CDI name is expected (annotations).
+    pub cdi_default_kind: String,
+    /// `[nvidia-container-runtime.modes.cdi] annotation-prefixes`: annotations whose key starts
+    /// with one of these name CDI devices (value: a comma-separated list of names).
+    pub cdi_annotation_prefixes: Vec<String>,
+    /// `[nvidia-container-runtime.modes.cdi] spec-dirs`: where CDI spec files are read, later
+    /// dirs winning.
+    pub cdi_spec_dirs: Vec<PathBuf>,
     /// Keys that mean nothing here, for the caller to log.
     pub warnings: Vec<String>,
 }
@@ -85,6 +106,9 @@ impl Default for Config {
             log_level: None,
             cuda_version: None,
             inventory_cache: Some(PathBuf::from(DEFAULT_INVENTORY_CACHE)),
+            cdi_default_kind: DEFAULT_CDI_KIND.to_owned(),
+            cdi_annotation_prefixes: DEFAULT_CDI_ANNOTATION_PREFIXES.map(str::to_owned).to_vec(),
+            cdi_spec_dirs: DEFAULT_CDI_SPEC_DIRS.map(PathBuf::from).to_vec(),
             warnings: Vec::new(),
         }
     }
@@ -103,7 +127,6 @@ const NVIDIA_KEYS_WITHOUT_EFFECT: &[&str] = &[
     "nvidia-container-cli.ldconfig",
     "nvidia-container-runtime.runtimes",
     "nvidia-container-runtime.mode",
-    "nvidia-container-runtime.modes",
     "nvidia-container-runtime-hook.path",
     "nvidia-container-runtime-hook.skip-mode-detection",
     "nvidia-ctk.path",
@@ -194,6 +217,27 @@ impl Config {
         if let Some(dir) = reader.string("nvidia-runtime", "inventory-cache")? {
             config.inventory_cache = (!dir.is_empty()).then(|| PathBuf::from(dir));
         }
+        const CDI: &str = "nvidia-container-runtime.modes.cdi";
+        if let Some(kind) = reader.string(CDI, "default-kind")? {
+            if !is_cdi_kind(&kind) {
+                return Err(ConfigError::CdiKind {
+                    path: path.to_owned(),
+                    kind,
+                });
+            }
+            config.cdi_default_kind = kind;
+        }
+        if let Some(prefixes) = reader.string_or_list(CDI, "annotation-prefixes")? {
+            config.cdi_annotation_prefixes =
+                prefixes.into_iter().filter(|p| !p.is_empty()).collect();
+        }
+        if let Some(dirs) = reader.string_or_list(CDI, "spec-dirs")? {
+            config.cdi_spec_dirs = dirs
+                .into_iter()
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect();
+        }
         let dev_root = reader.string("nvidia-runtime", "dev-root")?;
         config.warnings = unknown_keys(&table);
         Ok(config.with_default_dev_root(dev_root.map(PathBuf::from)))
@@ -240,6 +284,20 @@ impl Config {
     }
 }
 
+/// `vendor/class` as the CDI spec allows them: a vendor of letters, digits, `-`, `_`, `.`
+/// starting and ending with a letter or digit, a class likewise without `.`.
+fn is_cdi_kind(kind: &str) -> bool {
+    let ok = |part: &str, dots: bool| {
+        part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || (dots && c == '.'))
+    };
+    kind.split_once('/')
+        .is_some_and(|(vendor, class)| ok(vendor, true) && ok(class, false))
+}
+
 fn parse_major_minor(text: &str) -> Option<(u32, u32)> {
     let mut parts = text.trim().split('.');
     let major = parts.next()?.parse().ok()?;
@@ -281,16 +339,31 @@ const OUR_KEYS: &[&str] = &[
     "nvidia-runtime.proc-root",
     "nvidia-runtime.cuda-version",
     "nvidia-runtime.inventory-cache",
+    "nvidia-container-runtime.modes.cdi.default-kind",
+    "nvidia-container-runtime.modes.cdi.annotation-prefixes",
+    "nvidia-container-runtime.modes.cdi.spec-dirs",
 ];
+
+/// NVIDIA's modes other than `cdi` (`csv`, `legacy`, `jit-cdi`, ...): no job here, accepted.
+const NVIDIA_MODES_WITHOUT_EFFECT: &str = "nvidia-container-runtime.modes";
 
 fn unknown_keys(table: &Table) -> Vec<String> {
     let mut warnings = Vec::new();
     for (key, value) in table {
         match value {
             Value::Table(inner) => {
-                for inner_key in inner.keys() {
+                for (inner_key, inner_value) in inner {
                     let full = format!("{key}.{inner_key}");
-                    if !known(&full) {
+                    if full == NVIDIA_MODES_WITHOUT_EFFECT {
+                        if let Some(cdi) = inner_value.get("cdi").and_then(Value::as_table) {
+                            for cdi_key in cdi.keys() {
+                                let full = format!("{full}.cdi.{cdi_key}");
+                                if !known(&full) {
+                                    warnings.push(format!("unknown config key {full:?} ignored"));
+                                }
+                            }
+                        }
+                    } else if !known(&full) {
                         warnings.push(format!("unknown config key {full:?} ignored"));
                     }
                 }
@@ -312,12 +385,13 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// `section` is dotted for nested tables (`nvidia-container-runtime.modes.cdi`).
     fn get(&self, section: &str, key: &str) -> Option<&Value> {
-        if section.is_empty() {
-            self.table.get(key)
-        } else {
-            self.table.get(section)?.as_table()?.get(key)
+        let mut table = self.table;
+        for name in section.split('.').filter(|s| !s.is_empty()) {
+            table = table.get(name)?.as_table()?;
         }
+        table.get(key)
     }
 
     fn type_error(&self, section: &str, key: &str, expected: &'static str) -> ConfigError {
@@ -506,6 +580,62 @@ inventory-cache = "/var/cache/x"
             "{err}"
         );
         assert!(err.to_string().contains("/no/such/proc"), "{err}");
+    }
+
+    #[test]
+    fn cdi_keys_are_read_with_nvidias_defaults() {
+        let config = Config::parse(NVIDIA_STOCK, Path::new("c.toml")).unwrap();
+        assert_eq!(config.cdi_default_kind, "nvidia.com/gpu");
+        assert_eq!(config.cdi_annotation_prefixes, ["cdi.k8s.io/"]);
+        assert_eq!(
+            config.cdi_spec_dirs,
+            [PathBuf::from("/etc/cdi"), PathBuf::from("/var/run/cdi")]
+        );
+        assert_eq!(Config::default().cdi_spec_dirs, config.cdi_spec_dirs);
+
+        let text = r#"
+[nvidia-container-runtime.modes.cdi]
+default-kind = "example.com/dev"
+annotation-prefixes = ["nvidia.cdi.k8s.io/", "x.io/"]
+spec-dirs = "/tmp/cdi"
+colour = "blue"
+[nvidia-container-runtime.modes.legacy]
+cuda-compat-mode = "ldconfig"
+"#;
+        let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        assert_eq!(config.cdi_default_kind, "example.com/dev");
+        assert_eq!(
+            config.cdi_annotation_prefixes,
+            ["nvidia.cdi.k8s.io/", "x.io/"]
+        );
+        assert_eq!(config.cdi_spec_dirs, [PathBuf::from("/tmp/cdi")]);
+        assert_eq!(
+            config.warnings,
+            ["unknown config key \"nvidia-container-runtime.modes.cdi.colour\" ignored"]
+        );
+
+        for bad in [
+            "gpu",
+            "nvidia.com/",
+            "nvidia.com/gpu=0",
+            "-x.com/gpu",
+            "a/b.c",
+        ] {
+            let text = format!("[nvidia-container-runtime.modes.cdi]\ndefault-kind = {bad:?}\n");
+            let err = Config::parse(&text, Path::new("/c.toml")).unwrap_err();
+            assert!(matches!(err, ConfigError::CdiKind { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("vendor/class"), "{err}");
+        }
+        let err = Config::parse(
+            "[nvidia-container-runtime.modes.cdi]\nspec-dirs = 3\n",
+            Path::new("/c.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("nvidia-container-runtime.modes.cdi.spec-dirs"),
+            "{err}"
+        );
     }
 
     #[test]

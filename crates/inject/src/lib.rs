@@ -7,10 +7,15 @@
 //!                               └──────────────────────────────────► apply::apply ─► atomic write
 //! ```
 //! Everything but `rootfs` and the final write is a pure function of its inputs.
+//!
+//! CDI names are resolved from spec files by `cdi_request`; their edits go through
+//! `cdi::apply`, and the hooks of theirs that are steps of ours (links, the ld cache, the
+//! container's `/proc/driver/nvidia`) are done here in-process, as for native injection.
 
 pub mod apply;
 pub mod bundle;
 pub mod cdi_hooks;
+pub mod cdi_request;
 pub mod cdi_spec;
 pub mod config;
 pub mod driver_proc;
@@ -26,9 +31,10 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use bundle::{adopt, commit, write_config, BundleLock, Owner};
+pub use cdi_request::CdiError;
 pub use config::{Config, ConfigError};
 pub use plan::{Edits, PlanError};
-pub use request::{Devices, Request, RequestError};
+pub use request::{Asked, Devices, Request, RequestError};
 pub use require::RequireError;
 pub use rootfs::{FileKind, Rootfs, RootfsError};
 
@@ -64,6 +70,9 @@ pub enum InjectError {
     NoRoot,
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// Boxed: a registry error is large, and every create returns this type.
+    #[error(transparent)]
+    Cdi(Box<CdiError>),
     #[error("cannot discover the NVIDIA driver: {0}")]
     Inventory(#[from] inventory::Error),
     #[error(transparent)]
@@ -103,6 +112,12 @@ pub enum InjectError {
     Record { path: PathBuf, reason: String },
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
+}
+
+impl From<CdiError> for InjectError {
+    fn from(err: CdiError) -> Self {
+        InjectError::Cdi(Box::new(err))
+    }
 }
 
 /// Microseconds spent in each stage of one injection (for the log and `hack/bench`).
@@ -316,7 +331,34 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     let original = original.unwrap_or_else(|| before.clone());
 
     let hook_removed = request::remove_gpu_hooks(&mut spec);
-    let Some(request) = request::parse(&spec, config)? else {
+    let asked = request::parse(&spec, config)?;
+    let resolved = match &asked {
+        Some(asked) if !asked.cdi.is_empty() => cdi_request::resolve(&asked.cdi, config, &spec)?,
+        _ => cdi_request::Resolved::default(),
+    };
+    let native = match (
+        asked.as_ref().and_then(|a| a.native.clone()),
+        resolved.native.clone(),
+    ) {
+        (None, None) => None,
+        (Some(devices), None) | (None, Some(devices)) => Some(devices),
+        (Some(a), Some(b)) => Some(merge_devices(a, b)),
+    };
+    let asked = asked.filter(|_| native.is_some() || !resolved.is_empty());
+    let Some(asked) = asked else {
+        if cdi_hooks::applied_driver_version(&spec).is_some() {
+            // An engine applied a spec of ours: its files must still be the loaded driver's.
+            let options = inventory::Options {
+                capabilities: Some(Vec::new()),
+                ..inventory::Options::default()
+            };
+            match discover(config, &options) {
+                Ok((inventory, _)) => {
+                    cdi_request::check_applied(&spec, Some(&inventory.driver_version))?
+                }
+                Err(err) => tracing::warn!("cannot check the CDI spec the engine applied: {err}"),
+            }
+        }
         if !hook_removed && !edited {
             return Ok(Outcome::NotRequested);
         }
@@ -341,33 +383,54 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     timings.read_spec_us = clock.lap();
 
-    let options = inventory::Options {
-        cuda_version: config.cuda_version,
-        capabilities: Some(request.capabilities.clone()),
-    };
-    let inventory = match &config.inventory_cache {
-        Some(dir) => {
-            let (inventory, how) = inventory::discover_cached(&config.roots(), &options, dir)?;
-            timings.inventory_cache = Some(how);
-            inventory
-        }
-        None => inventory::discover_with(&config.roots(), &options)?,
+    // The host's driver: for native GPUs, and for CDI specs of NVIDIA's whose steps or
+    // staleness need it. A CDI device of another vendor needs no NVIDIA driver at all.
+    let inventory = if native.is_some() || resolved.needs_inventory {
+        let options = inventory::Options {
+            cuda_version: config.cuda_version,
+            capabilities: Some(asked.capabilities.clone()),
+        };
+        let (inventory, how) = discover(config, &options)?;
+        timings.inventory_cache = how;
+        Some(inventory)
+    } else {
+        None
     };
     timings.inventory_us = clock.lap();
-    require::check_gpus_readable(&inventory, &request.devices)?;
-    let gpus = plan::select_gpus(&inventory, &request.devices)?;
-    if !request.disable_require {
-        require::check(
-            &request.requirements,
-            &require::Host::new(&inventory, &gpus),
-        )?;
+    cdi_request::check_fresh(&resolved, inventory.as_ref())?;
+    let request = native.map(|devices| asked.request(devices));
+    let mut gpus: Vec<&inventory::Gpu> = Vec::new();
+    if let (Some(request), Some(inventory)) = (&request, &inventory) {
+        require::check_gpus_readable(inventory, &request.devices)?;
+        gpus = plan::select_gpus(inventory, &request.devices)?;
+        if !request.disable_require {
+            require::check(&request.requirements, &require::Host::new(inventory, &gpus))?;
+        }
     }
 
     let rootfs_path = rootfs_path(bundle, &spec)?;
     let rootfs = Rootfs::open(&rootfs_path)?;
     rootfs.check_dev()?;
     let lib_dir = rootfs.library_dir();
-    let mut edits = plan::plan(&inventory, &request, &gpus, &lib_dir);
+    let mut edits = match (&request, &inventory) {
+        (Some(request), Some(inventory)) => plan::plan(inventory, request, &gpus, &lib_dir),
+        _ => Edits::default(),
+    };
+    // The CDI specs' steps of ours, done here as for native injection.
+    let mut proc_gpus = gpus.clone();
+    let wants_proc =
+        cdi_request::add_steps(&resolved, inventory.as_ref(), &mut edits, &mut proc_gpus)
+            || request.is_some();
+    let cdi_mounts: Vec<PathBuf> = resolved
+        .edits
+        .mounts
+        .iter()
+        .map(|m| PathBuf::from(&m.container_path))
+        .filter(|p| p.is_absolute())
+        .collect();
+    // Only a request that lists libraries gets the container's cache: a CDI device of
+    // another vendor leaves the image's alone.
+    let wants_ld_cache = request.is_some() || !edits.ld_cache.is_empty();
     timings.plan_us = clock.lap();
 
     // What does not exist yet where links and mounts go: we make the links' directories,
@@ -378,7 +441,8 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         .iter()
         .map(|m| m.container.as_path())
         .chain(edits.symlinks.iter().map(|l| l.link.as_path()))
-        .chain([Path::new("/etc/ld.so.cache")]);
+        .chain(cdi_mounts.iter().map(PathBuf::as_path))
+        .chain(wants_ld_cache.then_some(Path::new("/etc/ld.so.cache")));
     for destination in destinations {
         for path in rootfs.missing(destination) {
             // each list is shallowest first, so every directory stays before what is in it
@@ -443,19 +507,39 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             }
         }
         timings.rootfs_links_us = clock.lap();
-        let cache_mount = write_ld_cache(bundle, &rootfs, &edits, &mut undo)?;
+        let cache_mount = if wants_ld_cache {
+            write_ld_cache(bundle, &rootfs, &edits, &mut undo)?
+        } else {
+            None
+        };
         timings.ld_cache_us = clock.lap();
         // After the new paths were listed: these destinations are in the container's procfs,
         // never in its rootfs.
-        edits.mounts.extend(driver_proc::prepare(
-            bundle,
-            &spec,
-            &config.proc_root,
-            &gpus,
-        )?);
+        if wants_proc {
+            edits.mounts.extend(driver_proc::prepare(
+                bundle,
+                &spec,
+                &config.proc_root,
+                &proc_gpus,
+            )?);
+        }
 
         apply::apply(&mut spec, &edits, cache_mount.as_deref());
-        let summary = summarise(&edits, &request, cache_mount.is_some());
+        if !resolved.is_empty() {
+            cdi::apply::apply(&mut spec, &resolved.edits).map_err(|source| CdiError::Apply {
+                names: resolved.names.join(","),
+                source,
+            })?;
+        }
+        let summary = summarise(
+            &edits,
+            request
+                .as_ref()
+                .map(|r| r.capabilities.as_slice())
+                .unwrap_or_default(),
+            &resolved.names,
+            cache_mount.is_some(),
+        );
         apply::mark(&mut spec, &summary);
         write_config(bundle, &serialise(&spec))?;
         timings.write_spec_us = clock.lap();
@@ -474,6 +558,18 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         timings,
         undo: Box::new(undo),
     })
+}
+
+/// The host's inventory, through the cache where configured (and how the cache served).
+fn discover(
+    config: &Config,
+    options: &inventory::Options,
+) -> Result<(inventory::Inventory, Option<inventory::CacheUse>), inventory::Error> {
+    match &config.inventory_cache {
+        Some(dir) => inventory::discover_cached(&config.roots(), options, dir)
+            .map(|(inventory, how)| (inventory, Some(how))),
+        None => inventory::discover_with(&config.roots(), options).map(|inv| (inv, None)),
+    }
 }
 
 fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
@@ -742,10 +838,15 @@ fn write_ld_so_conf_entry(bundle: &Path, rootfs: &Rootfs, edits: &Edits, undo: &
 
 /// `cache_mounted`: the container's ld.so.cache is mounted from the bundle (the rootfs could
 /// not take it), one more mount than the edits list.
-fn summarise(edits: &Edits, request: &Request, cache_mounted: bool) -> String {
+fn summarise(
+    edits: &Edits,
+    capabilities: &[inventory::Capability],
+    cdi: &[String],
+    cache_mounted: bool,
+) -> String {
     let gpus: Vec<String> = edits.gpu_indices.iter().map(u32::to_string).collect();
-    let caps: Vec<&str> = request.capabilities.iter().map(|c| c.as_str()).collect();
-    format!(
+    let caps: Vec<&str> = capabilities.iter().map(|c| c.as_str()).collect();
+    let mut summary = format!(
         "gpus={} capabilities={} devices={} mounts={}",
         if gpus.is_empty() {
             "none".into()
@@ -755,7 +856,24 @@ fn summarise(edits: &Edits, request: &Request, cache_mounted: bool) -> String {
         caps.join(","),
         edits.devices.len(),
         edits.mounts.len() + usize::from(cache_mounted)
-    )
+    );
+    if !cdi.is_empty() {
+        summary.push_str(" cdi=");
+        summary.push_str(&cdi.join(","));
+    }
+    summary
+}
+
+/// Both lists of GPUs (a native list and `nvidia.com/gpu` names without a spec).
+fn merge_devices(a: Devices, b: Devices) -> Devices {
+    match (a, b) {
+        (Devices::All, _) | (_, Devices::All) => Devices::All,
+        (Devices::NoGpus, other) | (other, Devices::NoGpus) => other,
+        (Devices::List(mut a), Devices::List(b)) => {
+            a.extend(b);
+            Devices::List(a)
+        }
+    }
 }
 
 fn serialise(spec: &Value) -> Vec<u8> {

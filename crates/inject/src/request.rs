@@ -1,6 +1,13 @@
 //! What a container asks for, read from its OCI spec with NVIDIA Container Toolkit semantics:
 //! `NVIDIA_VISIBLE_DEVICES`, `NVIDIA_DRIVER_CAPABILITIES`, `NVIDIA_REQUIRE_*`, legacy CUDA
-//! images, device-list volume mounts, docker's `--gpus` hook.
+//! images, device-list volume mounts, CDI annotations, docker's `--gpus` hook.
+//!
+//! Devices are named three ways, the first found winning (NVIDIA's order): annotations whose
+//! key starts with a configured prefix (`cdi.k8s.io/`; CDI names only, an unqualified id takes
+//! the default kind), device-list mounts (`/var/run/nvidia-container-devices/ID` or
+//! `.../cdi/VENDOR/CLASS/NAME`), `NVIDIA_VISIBLE_DEVICES`. Each name is either a GPU of this
+//! host's inventory, injected natively (plain ids, and NVIDIA's `runtime.nvidia.com/gpu=ID`),
+//! or a CDI name (`vendor/class=name`) to resolve from spec files.
 
 use inventory::Capability;
 use serde_json::Value;
@@ -9,6 +16,8 @@ use crate::config::Config;
 
 /// Where device lists can be passed as volume mounts (one mount per device id).
 pub const DEVICE_LIST_MOUNT_DIR: &str = "/var/run/nvidia-container-devices";
+/// NVIDIA's kind for "these GPUs of this host's inventory", which needs no spec file.
+pub const RUNTIME_KIND: &str = "runtime.nvidia.com/gpu";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Devices {
@@ -29,8 +38,64 @@ pub struct Request {
     pub disable_require: bool,
 }
 
+/// Everything a container asks for: GPUs of this host (native injection) and CDI devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// GPUs from this host's inventory; `None` when none are asked for that way.
+    pub native: Option<Devices>,
+    /// CDI names (`vendor/class=name`) to resolve from spec files, in the order asked, once
+    /// each.
+    pub cdi: Vec<String>,
+    /// Where the names came from, for messages.
+    pub source: Source,
+    pub capabilities: Vec<Capability>,
+    /// One entry per `NVIDIA_REQUIRE_*` variable: (variable name, expression).
+    pub requirements: Vec<(String, String)>,
+    pub disable_require: bool,
+}
+
+impl Asked {
+    /// The native request for `devices`.
+    pub fn request(&self, devices: Devices) -> Request {
+        Request {
+            devices,
+            capabilities: self.capabilities.clone(),
+            requirements: self.requirements.clone(),
+            disable_require: self.disable_require,
+        }
+    }
+}
+
+/// Where a container named its devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Annotations,
+    Mounts,
+    Env,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Annotations => "the CDI annotations",
+            Source::Mounts => "the device-list mounts",
+            Source::Env => "NVIDIA_VISIBLE_DEVICES",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RequestError {
+    #[error(
+        "{from}: the CDI name {name:?} and the plain device id {id:?} cannot be mixed; name \
+         every device one way, e.g. {RUNTIME_KIND}={id} for this host's GPU {id}, or plain ids \
+         only"
+    )]
+    MixedNames {
+        from: Source,
+        name: String,
+        id: String,
+    },
     #[error("NVIDIA_DRIVER_CAPABILITIES: unknown capability {0:?} (known: compute, compat32, graphics, utility, video, display, ngx, all)")]
     UnknownCapability(String),
     #[error("config.json has no process.env list")]
@@ -76,31 +141,35 @@ impl<'a> Env<'a> {
     }
 }
 
-/// Reads the request; `Ok(None)` when the container asks for no GPU support at all.
-pub fn parse(spec: &Value, config: &Config) -> Result<Option<Request>, RequestError> {
+/// Reads the request; `Ok(None)` when the container asks for no device at all.
+pub fn parse(spec: &Value, config: &Config) -> Result<Option<Asked>, RequestError> {
     let env = Env::from_spec(spec);
     let legacy_cuda = env.get("CUDA_VERSION").filter(|v| !v.is_empty());
     let is_legacy = legacy_cuda.is_some() && env.get("NVIDIA_REQUIRE_CUDA").is_none();
 
-    let from_mounts = if config.accept_volume_mounts {
-        devices_from_mounts(spec)
-    } else {
-        None
-    };
-    let envvar_allowed = config.accept_envvar_unprivileged || is_privileged(spec);
-    let from_env = if envvar_allowed {
+    // As NVIDIA's toolkit: annotations win, then a device list mounted by a trusted plugin,
+    // then the env.
+    let named = if let Some(names) = names_from_annotations(spec, config) {
+        Some((Source::Annotations, names))
+    } else if let Some(names) = config
+        .accept_volume_mounts
+        .then(|| names_from_mounts(spec))
+        .flatten()
+    {
+        Some((Source::Mounts, names))
+    } else if config.accept_envvar_unprivileged || is_privileged(spec) {
         match env.get("NVIDIA_VISIBLE_DEVICES") {
-            Some(value) => devices_from_value(value),
-            None if is_legacy => Some(Devices::All),
+            Some(value) => names_from_value(value).map(|names| (Source::Env, names)),
+            None if is_legacy => Some((Source::Env, Names::Native(Devices::All))),
             None => None,
         }
     } else {
         None
     };
-    // As NVIDIA's toolkit: a device list mounted by a trusted plugin wins over the env.
-    let Some(devices) = from_mounts.or(from_env) else {
+    let Some((source, names)) = named else {
         return Ok(None);
     };
+    let (native, cdi) = split_names(names, source)?;
 
     let capabilities = parse_capabilities(env.get("NVIDIA_DRIVER_CAPABILITIES"), config)?;
 
@@ -120,12 +189,101 @@ pub fn parse(spec: &Value, config: &Config) -> Result<Option<Request>, RequestEr
     let disable_require =
         config.disable_require || env.get("NVIDIA_DISABLE_REQUIRE").is_some_and(parse_bool);
 
-    Ok(Some(Request {
-        devices,
+    Ok(Some(Asked {
+        native,
+        cdi,
+        source,
         capabilities,
         requirements,
         disable_require,
     }))
+}
+
+/// Device names as one source gives them.
+#[derive(Debug)]
+enum Names {
+    Native(Devices),
+    /// Each item: a CDI name (`vendor/class=name`), or a plain id.
+    List(Vec<String>),
+}
+
+/// Whether `id` is a CDI name: `vendor/class=name`.
+pub fn is_qualified(id: &str) -> bool {
+    id.split_once('=')
+        .is_some_and(|(kind, name)| !name.is_empty() && kind.split_once('/').is_some())
+}
+
+/// Native GPUs (plain ids and `runtime.nvidia.com/gpu=ID`) and CDI names. A list naming
+/// devices both ways is refused: NVIDIA's toolkit reads such a list in one mode only and
+/// silently drops the rest.
+fn split_names(
+    names: Names,
+    source: Source,
+) -> Result<(Option<Devices>, Vec<String>), RequestError> {
+    let ids = match names {
+        Names::Native(devices) => return Ok((Some(devices), Vec::new())),
+        Names::List(ids) => ids,
+    };
+    let plain = ids.iter().find(|id| !is_qualified(id));
+    let named = ids.iter().find(|id| is_qualified(id));
+    if let (Some(id), Some(name)) = (plain, named) {
+        return Err(RequestError::MixedNames {
+            from: source,
+            name: name.clone(),
+            id: id.clone(),
+        });
+    }
+    let mut native: Vec<String> = Vec::new();
+    let mut cdi: Vec<String> = Vec::new();
+    for id in ids {
+        match id
+            .strip_prefix(RUNTIME_KIND)
+            .and_then(|n| n.strip_prefix('='))
+        {
+            Some(gpu) => native.push(gpu.to_owned()),
+            None if is_qualified(&id) => {
+                if !cdi.contains(&id) {
+                    cdi.push(id)
+                }
+            }
+            None => native.push(id),
+        }
+    }
+    let native = if native.is_empty() {
+        None
+    } else if native.iter().any(|id| id == "all") {
+        Some(Devices::All)
+    } else {
+        Some(Devices::List(native))
+    };
+    Ok((native, cdi))
+}
+
+/// CDI names from the annotations whose key starts with a configured prefix (value: a
+/// comma-separated list; an unqualified id takes the default kind), in key order.
+fn names_from_annotations(spec: &Value, config: &Config) -> Option<Names> {
+    let annotations = spec.get("annotations")?.as_object()?;
+    let mut names: Vec<String> = Vec::new();
+    for (key, value) in annotations {
+        if !config
+            .cdi_annotation_prefixes
+            .iter()
+            .any(|prefix| key.starts_with(prefix.as_str()))
+        {
+            continue;
+        }
+        let Some(value) = value.as_str() else {
+            continue;
+        };
+        for id in value.split(',').map(str::trim).filter(|id| !id.is_empty()) {
+            names.push(if is_qualified(id) {
+                id.to_owned()
+            } else {
+                format!("{}={id}", config.cdi_default_kind)
+            });
+        }
+    }
+    (!names.is_empty()).then_some(Names::List(names))
 }
 
 /// Go's strconv.ParseBool, which NVIDIA's toolkit uses for NVIDIA_DISABLE_REQUIRE.
@@ -133,40 +291,30 @@ fn parse_bool(value: &str) -> bool {
     matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
-fn devices_from_value(value: &str) -> Option<Devices> {
+fn names_from_value(value: &str) -> Option<Names> {
     let value = value.trim();
     match value {
         "" | "void" => None,
-        "none" => Some(Devices::NoGpus),
-        "all" => Some(Devices::All),
+        "none" => Some(Names::Native(Devices::NoGpus)),
+        "all" => Some(Names::Native(Devices::All)),
         list => {
             let ids: Vec<String> = list
                 .split(',')
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
-                .map(strip_cdi_kind)
+                .map(str::to_owned)
                 .collect();
-            if ids.iter().any(|id| id == "all") {
-                Some(Devices::All)
-            } else if ids.is_empty() {
-                None
-            } else {
-                Some(Devices::List(ids))
-            }
+            (!ids.is_empty()).then_some(Names::List(ids))
         }
     }
 }
 
-/// `nvidia.com/gpu=0` names the same GPU as `0`: accept CDI-style names for NVIDIA's kind.
-fn strip_cdi_kind(id: &str) -> String {
-    id.strip_prefix("nvidia.com/gpu=").unwrap_or(id).to_owned()
-}
-
 /// A device list mounted by a trusted component (the Kubernetes device plugin): one mount of
-/// `/dev/null` per device id at `DEVICE_LIST_MOUNT_DIR/<id>`. Only `/dev/null` counts, as in
+/// `/dev/null` per device id at `DEVICE_LIST_MOUNT_DIR/<id>`, or per CDI name at
+/// `DEVICE_LIST_MOUNT_DIR/cdi/<vendor>/<class>/<name>`. Only `/dev/null` counts, as in
 /// NVIDIA's toolkit: whoever writes the pod spec can mount a volume (an `emptyDir`) at that
 /// path, but not the host's `/dev/null` where the hardened setup forbids host paths.
-fn devices_from_mounts(spec: &Value) -> Option<Devices> {
+fn names_from_mounts(spec: &Value) -> Option<Names> {
     let mut seen: Vec<String> = Vec::new();
     let mut ids: Vec<String> = Vec::new();
     for mount in spec.get("mounts").and_then(Value::as_array)? {
@@ -183,19 +331,24 @@ fn devices_from_mounts(spec: &Value) -> Option<Devices> {
         else {
             continue;
         };
-        let id = strip_cdi_kind(id);
-        if !id.is_empty() && !id.contains('/') {
+        let id = match id
+            .strip_prefix("cdi/")
+            .map(|n| n.split('/').collect::<Vec<_>>())
+        {
+            Some(parts) => match parts[..] {
+                [vendor, class, name] if !vendor.is_empty() && !class.is_empty() => {
+                    format!("{vendor}/{class}={name}")
+                }
+                _ => String::new(),
+            },
+            None => id.to_owned(),
+        };
+        if !id.is_empty() && (is_qualified(&id) || !id.contains('/')) && !ids.contains(&id) {
             ids.push(id);
         }
         seen.push(destination);
     }
-    if ids.is_empty() {
-        None
-    } else if ids.iter().any(|id| id == "all") {
-        Some(Devices::All)
-    } else {
-        Some(Devices::List(ids))
-    }
+    (!ids.is_empty()).then_some(Names::List(ids))
 }
 
 /// Lexically cleaned, as Go's `filepath.Clean` (which NVIDIA's toolkit applies to both ends of
@@ -288,7 +441,7 @@ mod tests {
         json!({"process": {"env": env, "capabilities": {"bounding": ["CAP_CHOWN"]}}})
     }
 
-    fn parse_env(env: &[&str]) -> Option<Request> {
+    fn parse_env(env: &[&str]) -> Option<Asked> {
         parse(&spec(env), &Config::default()).unwrap()
     }
 
@@ -298,24 +451,39 @@ mod tests {
         assert_eq!(parse_env(&["NVIDIA_VISIBLE_DEVICES="]), None);
         assert_eq!(parse_env(&["NVIDIA_VISIBLE_DEVICES=void"]), None);
         assert_eq!(
-            parse_env(&["NVIDIA_VISIBLE_DEVICES=none"]).unwrap().devices,
-            Devices::NoGpus
+            parse_env(&["NVIDIA_VISIBLE_DEVICES=none"]).unwrap().native,
+            Some(Devices::NoGpus)
         );
         assert_eq!(
-            parse_env(&["NVIDIA_VISIBLE_DEVICES=all"]).unwrap().devices,
-            Devices::All
+            parse_env(&["NVIDIA_VISIBLE_DEVICES=all"]).unwrap().native,
+            Some(Devices::All)
         );
         assert_eq!(
             parse_env(&["NVIDIA_VISIBLE_DEVICES= 1, GPU-abc ,"])
                 .unwrap()
-                .devices,
-            Devices::List(vec!["1".into(), "GPU-abc".into()])
+                .native,
+            Some(Devices::List(vec!["1".into(), "GPU-abc".into()]))
         );
+        let asked =
+            parse_env(&["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=2, example.com/x=a"]).unwrap();
+        assert_eq!(asked.native, None);
+        assert_eq!(asked.cdi, ["nvidia.com/gpu=2", "example.com/x=a"]);
+        assert_eq!(asked.source, Source::Env);
+        // NVIDIA's kind for this host's GPUs: native, no spec file
+        let asked = parse_env(&[
+            "NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=1,runtime.nvidia.com/gpu=GPU-x",
+        ])
+        .unwrap();
         assert_eq!(
-            parse_env(&["NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=2"])
+            asked.native,
+            Some(Devices::List(vec!["1".into(), "GPU-x".into()]))
+        );
+        assert!(asked.cdi.is_empty());
+        assert_eq!(
+            parse_env(&["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=all"])
                 .unwrap()
-                .devices,
-            Devices::List(vec!["2".into()])
+                .native,
+            Some(Devices::All)
         );
         // the last definition wins, as for the process itself
         assert_eq!(
@@ -372,7 +540,7 @@ mod tests {
     #[test]
     fn legacy_cuda_images_get_all_gpus_and_a_cuda_requirement() {
         let req = parse_env(&["CUDA_VERSION=11.8.0"]).unwrap();
-        assert_eq!(req.devices, Devices::All);
+        assert_eq!(req.native, Some(Devices::All));
         assert_eq!(
             req.requirements,
             vec![("CUDA_VERSION".into(), "cuda>=11.8".into())]
@@ -411,19 +579,21 @@ mod tests {
         assert_eq!(parse(&s, &config).unwrap(), None);
 
         s["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_ADMIN"]);
-        assert_eq!(parse(&s, &config).unwrap().unwrap().devices, Devices::All);
+        assert_eq!(
+            parse(&s, &config).unwrap().unwrap().native,
+            Some(Devices::All)
+        );
 
         let mut s = spec(&["NVIDIA_VISIBLE_DEVICES=all"]);
         s["mounts"] = json!([
             {"destination": "/var/run/nvidia-container-devices/GPU-1", "source": "/dev/null"},
             {"destination": "/var/run/nvidia-container-devices//3/", "source": "/dev//null"},
             {"destination": "/var/run/nvidia-container-devices/3", "source": "/dev/null"},
-            {"destination": "/var/run/nvidia-container-devices/nvidia.com/gpu=4", "source": "/dev/null"},
             {"destination": "/proc", "source": "proc"}
         ]);
         assert_eq!(
-            parse(&s, &config).unwrap().unwrap().devices,
-            Devices::List(vec!["GPU-1".into(), "3".into(), "4".into()])
+            parse(&s, &config).unwrap().unwrap().native,
+            Some(Devices::List(vec!["GPU-1".into(), "3".into()]))
         );
     }
 
@@ -447,9 +617,96 @@ mod tests {
             json!({"destination": "/var/run/nvidia-container-devices/2", "source": "/dev/null"}),
         );
         assert_eq!(
-            parse(&s, &config).unwrap().unwrap().devices,
-            Devices::List(vec!["2".into()])
+            parse(&s, &config).unwrap().unwrap().native,
+            Some(Devices::List(vec!["2".into()]))
         );
+    }
+
+    #[test]
+    fn cdi_device_list_mounts_name_cdi_devices() {
+        let config = Config {
+            accept_volume_mounts: true,
+            ..Config::default()
+        };
+        let mut s = spec(&["NVIDIA_VISIBLE_DEVICES=all"]);
+        s["mounts"] = json!([
+            {"destination": "/var/run/nvidia-container-devices/cdi/nvidia.com/gpu/0", "source": "/dev/null"},
+            {"destination": "/var/run/nvidia-container-devices/cdi/example.com/dev/a", "source": "/dev/null"},
+            {"destination": "/var/run/nvidia-container-devices/cdi/example.com/dev/a/", "source": "/dev/null"},
+            {"destination": "/var/run/nvidia-container-devices/cdi/nvidia.com/gpu", "source": "/dev/null"},
+            {"destination": "/var/run/nvidia-container-devices/cdi/x.com/gpu/1", "source": "/tmp/f"},
+        ]);
+        let asked = parse(&s, &config).unwrap().unwrap();
+        assert_eq!(asked.source, Source::Mounts);
+        assert_eq!(asked.native, None);
+        assert_eq!(asked.cdi, ["nvidia.com/gpu=0", "example.com/dev=a"]);
+        s["mounts"].as_array_mut().unwrap().push(
+            json!({"destination": "/var/run/nvidia-container-devices/GPU-7", "source": "/dev/null"}),
+        );
+        let err = parse(&s, &config).unwrap_err();
+        assert_eq!(
+            err,
+            RequestError::MixedNames {
+                from: Source::Mounts,
+                name: "nvidia.com/gpu=0".into(),
+                id: "GPU-7".into()
+            }
+        );
+    }
+
+    #[test]
+    fn annotations_win_and_take_the_default_kind() {
+        let mut s = spec(&["NVIDIA_VISIBLE_DEVICES=all"]);
+        s["annotations"] = json!({
+            "cdi.k8s.io/b": "example.com/dev=a, 3",
+            "cdi.k8s.io/a": "nvidia.com/gpu=1",
+            "other.io/x": "nvidia.com/gpu=2",
+            "cdi.k8s.io/c": "",
+        });
+        let asked = parse(&s, &Config::default()).unwrap().unwrap();
+        assert_eq!(asked.source, Source::Annotations);
+        assert_eq!(asked.native, None);
+        // in the annotations' order, as config.json has them
+        assert_eq!(
+            asked.cdi,
+            ["example.com/dev=a", "nvidia.com/gpu=3", "nvidia.com/gpu=1"]
+        );
+        let config = Config {
+            cdi_annotation_prefixes: vec!["other.io/".into()],
+            cdi_default_kind: "example.com/dev".into(),
+            ..Config::default()
+        };
+        // the default kind makes every unqualified id a name: nothing mixes
+        s["annotations"]["other.io/y"] = json!("b,runtime.nvidia.com/gpu=0");
+        let asked = parse(&s, &config).unwrap().unwrap();
+        assert_eq!(asked.cdi, ["nvidia.com/gpu=2", "example.com/dev=b"]);
+        assert_eq!(asked.native, Some(Devices::List(vec!["0".into()])));
+        // annotations that name nothing leave the env in charge
+        s["annotations"] = json!({"cdi.k8s.io/x": " , "});
+        let asked = parse(&s, &Config::default()).unwrap().unwrap();
+        assert_eq!(
+            (asked.source, asked.native),
+            (Source::Env, Some(Devices::All))
+        );
+    }
+
+    #[test]
+    fn names_and_plain_ids_do_not_mix() {
+        let err = parse(
+            &spec(&["NVIDIA_VISIBLE_DEVICES=0,nvidia.com/gpu=1"]),
+            &Config::default(),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("\"nvidia.com/gpu=1\""), "{message}");
+        assert!(message.contains("\"0\""), "{message}");
+        assert!(message.contains("runtime.nvidia.com/gpu=0"), "{message}");
+        assert!(parse(
+            &spec(&["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0,1"]),
+            &Config::default()
+        )
+        .is_err());
+        assert!(is_qualified("a.b/c=d") && !is_qualified("GPU-1") && !is_qualified("a=b"));
     }
 
     #[test]

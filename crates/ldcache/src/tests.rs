@@ -416,7 +416,7 @@ fn random_and_truncated_bytes_never_panic_and_cost_what_they_are() {
             1 => bytes.truncate((rng.next() % bytes.len() as u64) as usize),
             _ => {
                 let len = (rng.next() % 4096) as usize;
-                let magic: &[u8] = if rng.next() % 2 == 0 {
+                let magic: &[u8] = if rng.next().is_multiple_of(2) {
                     NEW_MAGIC
                 } else {
                     OLD_MAGIC
@@ -531,7 +531,7 @@ fn random_corruption_never_panics() {
                 let at = (rng.next() % bytes.len() as u64) as usize;
                 bytes[at] = rng.next() as u8;
             }
-            if rng.next() % 4 == 0 {
+            if rng.next().is_multiple_of(4) {
                 let len = (rng.next() % bytes.len() as u64) as usize;
                 bytes.truncate(len);
             }

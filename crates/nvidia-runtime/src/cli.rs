@@ -1,9 +1,15 @@
 //! Command line: runc's global flags before the subcommand, runc's subcommands (parsed by
-//! liboci-cli, youki's runc-compatible definitions), and our own.
+//! liboci-cli, youki's runc-compatible definitions), and our own. The texts of liboci-cli's
+//! subcommands are replaced by ours (`help.rs`); parse with [`parse`], never `Cli::parse`, so
+//! that `--help` shows them.
 
+mod help;
+
+#[cfg(test)]
+use std::path::Path;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Where container state lives when `--root` is not given (runc's is `/run/runc`).
 pub const DEFAULT_ROOT: &str = "/run/nvidia-runtime";
@@ -12,14 +18,16 @@ pub const DEFAULT_ROOT: &str = "/run/nvidia-runtime";
 #[command(
     name = "nvidia-runtime",
     about = "OCI runtime that injects NVIDIA GPUs (runc-compatible CLI)",
-    disable_version_flag = true
+    disable_version_flag = true,
+    // runc prints its help when run with no subcommand
+    arg_required_else_help = true
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: liboci_cli::GlobalOpts,
 
     /// print the version (runc's format, which dockerd parses)
-    #[arg(short = 'v', long = "version", global = true)]
+    #[arg(short = 'v', long = "version")]
     pub version: bool,
 
     #[command(subcommand)]
@@ -40,15 +48,37 @@ pub enum Command {
     Kill(Kill),
     /// delete a container
     Delete(liboci_cli::Delete),
+    /// not supported (liboci-cli spells this one `checkpointt`, kept hidden)
+    Checkpoint(liboci_cli::Checkpoint),
     #[command(flatten)]
     Common(liboci_cli::CommonCmd),
     /// check this host for GPU containers and say how to fix what is wrong
     Doctor(crate::commands::doctor::Doctor),
     /// generate, list and refresh CDI specs of this host's GPUs
+    #[command(after_help = CDI_EXAMPLES)]
     Cdi(crate::commands::cdi::Cdi),
     /// an OCI createContainer hook named by generated CDI specs (not run by hand)
+    #[command(after_help = HOOK_EXAMPLES)]
     Hook(crate::commands::hook::Hook),
+    /// print a shell completion script (bash, zsh, fish)
+    Completion(crate::commands::completion::Args),
+    /// write the man pages into a directory (used when packaging)
+    #[command(hide = true)]
+    Man(crate::commands::man::Args),
 }
+
+const CDI_EXAMPLES: &str = "\
+Examples:
+  nvidia-runtime cdi refresh                        # /var/run/cdi/nvidia.yaml, atomically
+  nvidia-runtime cdi generate --output /etc/cdi/nvidia.yaml --device-name-strategy index,uuid
+  nvidia-runtime cdi list                           # devices every engine sees; stale specs on stderr";
+
+const HOOK_EXAMPLES: &str = "\
+Examples:
+  # as a generated CDI spec names it; the OCI container state comes on stdin
+  nvidia-runtime hook create-symlinks --link libcuda.so.1::/usr/lib/x86_64-linux-gnu/libcuda.so
+  nvidia-runtime hook update-ldcache --folder /usr/lib/x86_64-linux-gnu
+  nvidia-runtime hook disable-device-node-modification";
 
 /// runc's `kill`: the signal is optional and defaults to SIGTERM (liboci-cli requires it).
 #[derive(clap::Args, Debug)]
@@ -79,15 +109,31 @@ pub fn root_dir(global: &liboci_cli::GlobalOpts) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
 }
 
+/// The whole command line definition, with our texts: what [`parse`], the completion scripts
+/// and the man pages are made from.
+pub fn command() -> clap::Command {
+    help::apply(Cli::command()).mut_subcommand("checkpointt", |sub| sub.hide(true))
+}
+
+/// Parses argv (exits with clap's message and status on a usage error, or after `--help`).
+pub fn parse() -> Cli {
+    let mut matches = command().get_matches();
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|err| err.exit())
+}
+
+/// `--version`, in runc's shape: dockerd (`docker info`) takes the runtime's name and version
+/// from the first line containing "version" and the commit from the line starting `commit:`,
+/// so no other line may contain the word "version". The commit and libcontainer's version
+/// come from the build (`build.rs`: git, Cargo.lock); the spec version from oci-spec.
 pub fn version_text() -> String {
     format!(
-        "nvidia-runtime version {}\ncommit: {}\nspec: {}\nlibcontainer: 0.7\n",
+        "nvidia-runtime version {}\ncommit: {}\nspec: {}\nlibcontainer: {}\n",
         env!("CARGO_PKG_VERSION"),
-        option_env!("NVIDIA_RUNTIME_COMMIT").unwrap_or("unknown"),
-        oci_spec_version(),
+        env!("NVIDIA_RUNTIME_COMMIT"),
+        oci_spec::runtime::VERSION,
+        env!("NVIDIA_RUNTIME_LIBCONTAINER"),
     )
 }
 
-fn oci_spec_version() -> &'static str {
-    "1.2.0"
-}
+#[cfg(test)]
+mod tests;

@@ -13,10 +13,6 @@ mod state;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use crate::cli::Cli;
-
 fn invoked_as_nvidia_hook() -> bool {
     std::env::args_os()
         .next()
@@ -41,7 +37,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    let cli = Cli::parse();
+    let cli = cli::parse();
 
     if cli.version {
         print!("{}", cli::version_text());

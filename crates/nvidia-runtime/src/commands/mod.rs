@@ -1,16 +1,30 @@
-//! One function per runc subcommand. Each returns the process exit code on success; errors go
-//! back to `main`, which logs them where containerd looks and exits 1.
+//! One file per subcommand, each with one entry function returning the process exit code on
+//! success; errors go back to `main`, which logs them where containerd looks and exits 1.
 
 pub mod cdi;
+pub mod completion;
+mod create;
+mod delete;
 pub mod doctor;
 mod exec;
 mod executor;
+mod features;
 mod foreground;
 pub mod hook;
-mod inspect;
-mod lifecycle;
+mod kill;
+mod list;
+pub mod man;
+mod pause;
+mod ps;
+mod resume;
+mod run;
+mod spec;
+mod start;
+mod state;
 mod tty;
 mod update;
+
+use std::io::Write;
 
 use anyhow::{bail, Result};
 use liboci_cli::{CommonCmd, GlobalOpts};
@@ -29,31 +43,42 @@ pub fn before_sealed_reexec(
         Command::Common(CommonCmd::Run(args)) => (&args.container_id, &args.bundle),
         _ => return Ok(None),
     };
-    lifecycle::inject_before_reexec(id, bundle, global).map(Some)
+    create::inject_before_reexec(id, bundle, global).map(Some)
 }
 
 pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
     match command {
-        Command::Create(args) => lifecycle::create(args, global),
-        Command::Start(args) => lifecycle::start(args, global),
-        Command::State(args) => inspect::state(args, global),
-        Command::Kill(args) => lifecycle::kill(args, global),
-        Command::Delete(args) => lifecycle::delete(args, global),
+        Command::Create(args) => create::create(args, global),
+        Command::Start(args) => start::start(args, global),
+        Command::State(args) => state::state(args, global),
+        Command::Kill(args) => kill::kill(args, global),
+        Command::Delete(args) => delete::delete(args, global),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Cdi(args) => cdi::cdi(args),
         Command::Hook(args) => hook::hook(args),
+        Command::Checkpoint(_) => bail!("checkpoint is not supported by nvidia-runtime"),
+        Command::Completion(args) => completion::completion(args),
+        Command::Man(args) => man::man(args),
         Command::Common(cmd) => match cmd {
-            CommonCmd::Run(args) => lifecycle::run(args, global),
+            CommonCmd::Run(args) => run::run(args, global),
             CommonCmd::Exec(args) => exec::exec(args, global),
-            CommonCmd::Ps(args) => inspect::ps(args, global),
-            CommonCmd::Pause(args) => lifecycle::pause(args, global),
-            CommonCmd::Resume(args) => lifecycle::resume(args, global),
+            CommonCmd::Ps(args) => ps::ps(args, global),
+            CommonCmd::Pause(args) => pause::pause(args, global),
+            CommonCmd::Resume(args) => resume::resume(args, global),
             CommonCmd::Update(args) => update::update(args, global),
-            CommonCmd::Features(_) => inspect::features(),
-            CommonCmd::Spec(args) => inspect::spec(args),
-            CommonCmd::List(args) => inspect::list(args, global),
+            CommonCmd::Features(_) => features::features(),
+            CommonCmd::Spec(args) => spec::spec(args),
+            CommonCmd::List(args) => list::list(args, global),
             CommonCmd::Events(_) => bail!("events is not supported by nvidia-runtime"),
             CommonCmd::Checkpointt(_) => bail!("checkpoint is not supported by nvidia-runtime"),
         },
     }
+}
+
+/// For the subcommands whose output runc prints as indented JSON.
+pub(super) fn print_json(value: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
 }

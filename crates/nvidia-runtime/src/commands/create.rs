@@ -1,0 +1,119 @@
+//! `create`: inject GPUs into the bundle, then build the container (its init waits for
+//! `start`). `run` shares [`create_container`].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::error::LibcontainerError;
+use libcontainer::syscall::syscall::SyscallType;
+use liboci_cli::{Create, GlobalOpts};
+
+use super::delete::warn_poststop_failure;
+use super::executor::RuncWordingExecutor;
+use crate::cli::root_dir;
+use crate::{gpu, state};
+
+/// What `create` and `run` share: inject GPUs into the bundle, then build the container.
+pub(super) struct CreateRequest<'a> {
+    pub(super) id: &'a str,
+    pub(super) bundle: &'a Path,
+    pub(super) pid_file: Option<&'a Path>,
+    pub(super) console_socket: Option<&'a Path>,
+    pub(super) preserve_fds: i32,
+    pub(super) no_pivot: bool,
+    pub(super) detach: bool,
+}
+
+/// The checks of a create, the reservation of its id, then the GPU injection. Runs in the
+/// unsealed process, beside the copy of the binary (`protect.rs`), and again in the sealed
+/// process, which finds the id reserved and the bundle injected by its own first process and
+/// goes on with both.
+fn check_and_inject(
+    id: &str,
+    bundle: &Path,
+    global: &GlobalOpts,
+) -> Result<(PathBuf, gpu::Injection)> {
+    let root = root_dir(global);
+    state::validate_id(id)?;
+    let bundle = std::fs::canonicalize(bundle)
+        .with_context(|| format!("cannot use bundle {}", bundle.display()))?;
+    // Before the bundle is touched: of two creates of one id, the loser changes nothing.
+    let reservation = state::reserve(&root, id)?;
+    let injection = gpu::prepare_bundle(&bundle)
+        .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
+    Ok((bundle, injection.reserved(reservation)))
+}
+
+/// For `create` and `run` in the unsealed process: check, reserve and inject. The sealed
+/// process finds what this did on disk; nothing is passed in its environment.
+pub fn inject_before_reexec(
+    id: &str,
+    bundle: &Path,
+    global: &GlobalOpts,
+) -> Result<gpu::Injection> {
+    check_and_inject(id, bundle, global).map(|(_, injection)| injection)
+}
+
+pub(super) fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Container> {
+    let root = root_dir(global);
+    let (bundle, injection) = check_and_inject(req.id, req.bundle, global)?;
+
+    let built = ContainerBuilder::new(req.id.to_owned(), SyscallType::default())
+        .with_root_path(&root)
+        .and_then(|b| b.with_pid_file(req.pid_file))
+        .map(|b| {
+            b.with_console_socket(req.console_socket)
+                .with_preserved_fds(req.preserve_fds)
+                .with_executor(RuncWordingExecutor)
+        })
+        .and_then(|b| b.validate_id())
+        .and_then(|b| {
+            b.as_init(&bundle)
+                .with_systemd(global.systemd_cgroup)
+                .with_detach(req.detach)
+                .with_no_pivot(req.no_pivot)
+                .build()
+        });
+
+    match built {
+        Ok(mut container) => {
+            if let Err(err) = injection.commit() {
+                let _ = container.delete_with(true, warn_poststop_failure);
+                injection.rollback();
+                return Err(err);
+            }
+            Ok(container)
+        }
+        Err(err) => {
+            if !matches!(err, LibcontainerError::Exist) {
+                // libcontainer cleans up after most failures, but not after those between
+                // making the state dir and forking; a failed create must leave nothing behind.
+                // (The id is reserved by us, so the dir is ours.)
+                let dir = root.join(req.id);
+                if dir.exists() {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+            injection.rollback();
+            Err(anyhow!(err)).context("cannot create container")
+        }
+    }
+}
+
+pub fn create(args: Create, global: &GlobalOpts) -> Result<u8> {
+    create_container(
+        &CreateRequest {
+            id: &args.container_id,
+            bundle: &args.bundle,
+            pid_file: args.pid_file.as_deref(),
+            console_socket: args.console_socket.as_deref(),
+            preserve_fds: args.preserve_fds,
+            no_pivot: args.no_pivot,
+            detach: true,
+        },
+        global,
+    )?;
+    Ok(0)
+}
