@@ -11,8 +11,8 @@
 #  - missing uvm nodes, a node with the wrong major, missing /dev/char links (a warning, an error
 #    once Docker uses the systemd cgroup driver), libraries of another version than the module,
 #    no module, a runtime config naming no file or with a misspelt key;
-#  - daemon.json without our runtime (warning, exit 0), naming a missing path (error), malformed
-#    (error with the line); a stale CDI spec (another driver's, and ours after a module change);
+#  - daemon.json without our runtime (warning, exit 0), naming a missing path (error), with an
+#    undefined default runtime (error), malformed (error with the line); a stale CDI spec (another driver's, and ours after a module change);
 #  - one trial container (--trial): passes on the healthy host, fails with the cause when
 #    /dev/nvidiactl is gone, and leaves no container, cgroup or temp dir behind.
 # Validated against runc (RUNTIME=$(command -v runc)), which has no doctor: only the checks that
@@ -238,7 +238,11 @@ test_docker_registration() {
     assert_rc 1 "a runtime path that does not exist: exit 1"
     assert_finding docker.runtime-path-missing error
     assert_contains "$(field_of docker.runtime-path-missing message)" "$TEST_TMP/gone/nvidia-runtime" "the path is named"
-    printf '{\n  "runtimes": {\n    "nvidia": {"path": "x",}\n  }\n}\n' >"$ENG/daemon.json"
+    printf '{"default-runtime": "nvidia", "runtimes": {"runc-debug": {"path": "runc"}}}\n' >"$ENG/daemon.json"
+    doctor --json
+    assert_rc 1 "a default runtime that is not defined: exit 1"
+    assert_finding docker.default-runtime-unknown error
+        printf '{\n  "runtimes": {\n    "nvidia": {"path": "x",}\n  }\n}\n' >"$ENG/daemon.json"
     doctor --json
     assert_rc 1 "a malformed daemon.json: exit 1"
     assert_finding docker.config-malformed error

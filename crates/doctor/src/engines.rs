@@ -54,6 +54,9 @@ struct Ids {
     missing: &'static str,
     path_missing: &'static str,
     other: &'static str,
+    default_unknown: &'static str,
+    /// Runtimes the engine has without any config entry.
+    builtin: &'static [&'static str],
     /// The command that registers us.
     configure: &'static str,
     /// What makes the engine read its config again.
@@ -75,6 +78,8 @@ const DOCKER: Ids = Ids {
     missing: ids::DOCKER_RUNTIME_MISSING,
     path_missing: ids::DOCKER_RUNTIME_PATH_MISSING,
     other: ids::DOCKER_RUNTIME_OTHER,
+    default_unknown: ids::DOCKER_DEFAULT_RUNTIME_UNKNOWN,
+    builtin: &["runc"],
     configure: "nvidia-runtime configure docker",
     restart: "systemctl restart docker",
 };
@@ -86,6 +91,8 @@ const CONTAINERD: Ids = Ids {
     missing: ids::CONTAINERD_RUNTIME_MISSING,
     path_missing: ids::CONTAINERD_RUNTIME_PATH_MISSING,
     other: ids::CONTAINERD_RUNTIME_OTHER,
+    default_unknown: ids::CONTAINERD_DEFAULT_RUNTIME_UNKNOWN,
+    builtin: &["runc"],
     configure: "nvidia-runtime configure containerd",
     restart: "systemctl restart containerd",
 };
@@ -97,6 +104,8 @@ const CRIO: Ids = Ids {
     missing: ids::CRIO_RUNTIME_MISSING,
     path_missing: ids::CRIO_RUNTIME_PATH_MISSING,
     other: ids::CRIO_RUNTIME_OTHER,
+    default_unknown: ids::CRIO_DEFAULT_RUNTIME_UNKNOWN,
+    builtin: &["runc", "crun"],
     configure: "nvidia-runtime configure crio",
     restart: "systemctl restart crio",
 };
@@ -218,6 +227,41 @@ fn judge(ids: &Ids, regs: &[Registration], runtime: &Path, files: &str) -> Vec<F
     findings
 }
 
+/// `<engine>.default-runtime-unknown` when the default runtime (`key` in `file`) is neither
+/// built in nor defined: the engine refuses to start (Docker, CRI-O) or to run any pod
+/// (containerd's CRI plugin).
+fn default_runtime(
+    ids: &Ids,
+    default: Option<(&str, &Path)>,
+    key: &str,
+    regs: &[Registration],
+    all_names: &[&str],
+) -> Option<Finding> {
+    let (name, file) = default?;
+    if ids.builtin.contains(&name)
+        || all_names.contains(&name)
+        || regs.iter().any(|r| r.name == name)
+    {
+        return None;
+    }
+    Some(
+        Finding::new(
+            ids.default_unknown,
+            Severity::Error,
+            format!(
+                "{}'s default runtime {name:?} ({key} in {}) is not defined there: {} fails to start or to run any container",
+                ids.engine,
+                file.display(),
+                ids.engine
+            ),
+        )
+        .fix(format!(
+            "define it (`{} --set-as-default` for nvidia-runtime), or remove {key}; then `{}`",
+            ids.configure, ids.restart
+        )),
+    )
+}
+
 fn not_configured(ids: &Ids, path: &Path) -> Finding {
     Finding::new(
         ids.not_configured,
@@ -307,7 +351,20 @@ pub fn docker(path: &Path, runtime: &Path, cgroup_v2: bool) -> (Vec<Finding>, Op
         },
     };
     let mut findings = judge(&DOCKER, &regs, runtime, &path.display().to_string());
-    if let Some(default) = json.get("default-runtime").and_then(Json::as_str) {
+    let default = json.get("default-runtime").and_then(Json::as_str);
+    let names: Vec<&str> = json
+        .get("runtimes")
+        .and_then(Json::as_object)
+        .map(|r| r.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    findings.extend(default_runtime(
+        &DOCKER,
+        default.map(|d| (d, path)),
+        "default-runtime",
+        &regs,
+        &names,
+    ));
+    if let Some(default) = default {
         if let Some(f) = findings.iter_mut().find(|f| f.id == DOCKER.registered) {
             f.message
                 .push_str(&format!("; default runtime: {default:?}"));
@@ -319,7 +376,14 @@ pub fn docker(path: &Path, runtime: &Path, cgroup_v2: bool) -> (Vec<Finding>, Op
 /// Every `runtimes.<name>` table anywhere in a containerd config (v1 `plugins.cri`, v2
 /// `plugins."io.containerd.grpc.v1.cri"`, v3 `plugins."io.containerd.cri.v1.runtime"`):
 /// (name, `options.BinaryName`, `options.SystemdCgroup`).
-fn containerd_runtimes(table: &Table, out: &mut Vec<(String, Option<String>, Option<bool>)>) {
+fn containerd_runtimes(
+    table: &Table,
+    out: &mut Vec<(String, Option<String>, Option<bool>)>,
+    defaults: &mut Vec<String>,
+) {
+    if let Some(name) = table.get("default_runtime_name").and_then(Toml::as_str) {
+        defaults.push(name.to_string());
+    }
     for (key, value) in table {
         let Some(sub) = value.as_table() else {
             continue;
@@ -339,7 +403,7 @@ fn containerd_runtimes(table: &Table, out: &mut Vec<(String, Option<String>, Opt
                 ));
             }
         } else {
-            containerd_runtimes(sub, out);
+            containerd_runtimes(sub, out, defaults);
         }
     }
 }
@@ -390,9 +454,14 @@ pub fn containerd(main: &Path, runtime: &Path) -> (Vec<Finding>, Option<Driver>)
     }
     // name -> (binary, systemd, file), later files winning
     let mut runtimes: Vec<(String, Option<String>, Option<bool>, PathBuf)> = Vec::new();
+    let mut default: Option<(String, PathBuf)> = None;
     for (file, table) in &files {
         let mut found = Vec::new();
-        containerd_runtimes(table, &mut found);
+        let mut defaults = Vec::new();
+        containerd_runtimes(table, &mut found, &mut defaults);
+        if let Some(name) = defaults.pop() {
+            default = Some((name, file.clone()));
+        }
         for (name, binary, systemd) in found {
             runtimes.retain(|r| r.0 != name);
             runtimes.push((name, binary, systemd, file.clone()));
@@ -409,7 +478,15 @@ pub fn containerd(main: &Path, runtime: &Path) -> (Vec<Finding>, Option<Driver>)
         })
         .collect();
     let names: Vec<String> = files.iter().map(|(f, _)| f.display().to_string()).collect();
-    let findings = judge(&CONTAINERD, &regs, runtime, &names.join(", "));
+    let mut findings = judge(&CONTAINERD, &regs, runtime, &names.join(", "));
+    let all: Vec<&str> = runtimes.iter().map(|r| r.0.as_str()).collect();
+    findings.extend(default_runtime(
+        &CONTAINERD,
+        default.as_ref().map(|(n, f)| (n.as_str(), f.as_path())),
+        "default_runtime_name",
+        &regs,
+        &all,
+    ));
     // The driver of the runtime GPU containers use: ours if registered, else runc's.
     let pick = runtimes
         .iter()
@@ -453,6 +530,7 @@ pub fn crio(dir: &Path, runtime: &Path) -> (Vec<Finding>, Option<Driver>) {
     let mut seen = Vec::new();
     let mut runtimes: Vec<Registration> = Vec::new();
     let mut manager: Option<(String, PathBuf)> = None;
+    let mut default: Option<(String, PathBuf)> = None;
     for file in &files {
         let text = match read(file) {
             Ok(Some(t)) => t,
@@ -471,6 +549,12 @@ pub fn crio(dir: &Path, runtime: &Path) -> (Vec<Finding>, Option<Driver>) {
             .get("crio")
             .and_then(|c| c.get("runtime"))
             .and_then(Toml::as_table);
+        if let Some(d) = rt
+            .and_then(|r| r.get("default_runtime"))
+            .and_then(Toml::as_str)
+        {
+            default = Some((d.to_string(), file.clone()));
+        }
         if let Some(m) = rt
             .and_then(|r| r.get("cgroup_manager"))
             .and_then(Toml::as_str)
@@ -500,7 +584,14 @@ pub fn crio(dir: &Path, runtime: &Path) -> (Vec<Finding>, Option<Driver>) {
     if seen.is_empty() {
         return (vec![not_configured(&CRIO, dir)], None);
     }
-    let findings = judge(&CRIO, &runtimes, runtime, &seen.join(", "));
+    let mut findings = judge(&CRIO, &runtimes, runtime, &seen.join(", "));
+    findings.extend(default_runtime(
+        &CRIO,
+        default.as_ref().map(|(n, f)| (n.as_str(), f.as_path())),
+        "default_runtime",
+        &runtimes,
+        &[],
+    ));
     let driver = Driver {
         engine: "crio",
         systemd: manager.as_ref().is_none_or(|(m, _)| m == "systemd"),

@@ -32,18 +32,21 @@ pub const DOCKER_RUNTIME_REGISTERED: &str = "docker.runtime-registered";
 pub const DOCKER_RUNTIME_MISSING: &str = "docker.runtime-missing";
 pub const DOCKER_RUNTIME_PATH_MISSING: &str = "docker.runtime-path-missing";
 pub const DOCKER_RUNTIME_OTHER: &str = "docker.runtime-other";
+pub const DOCKER_DEFAULT_RUNTIME_UNKNOWN: &str = "docker.default-runtime-unknown";
 pub const CONTAINERD_NOT_CONFIGURED: &str = "containerd.not-configured";
 pub const CONTAINERD_CONFIG_MALFORMED: &str = "containerd.config-malformed";
 pub const CONTAINERD_RUNTIME_REGISTERED: &str = "containerd.runtime-registered";
 pub const CONTAINERD_RUNTIME_MISSING: &str = "containerd.runtime-missing";
 pub const CONTAINERD_RUNTIME_PATH_MISSING: &str = "containerd.runtime-path-missing";
 pub const CONTAINERD_RUNTIME_OTHER: &str = "containerd.runtime-other";
+pub const CONTAINERD_DEFAULT_RUNTIME_UNKNOWN: &str = "containerd.default-runtime-unknown";
 pub const CRIO_NOT_CONFIGURED: &str = "crio.not-configured";
 pub const CRIO_CONFIG_MALFORMED: &str = "crio.config-malformed";
 pub const CRIO_RUNTIME_REGISTERED: &str = "crio.runtime-registered";
 pub const CRIO_RUNTIME_MISSING: &str = "crio.runtime-missing";
 pub const CRIO_RUNTIME_PATH_MISSING: &str = "crio.runtime-path-missing";
 pub const CRIO_RUNTIME_OTHER: &str = "crio.runtime-other";
+pub const CRIO_DEFAULT_RUNTIME_UNKNOWN: &str = "crio.default-runtime-unknown";
 pub const CDI_NO_SPECS: &str = "cdi.no-specs";
 pub const CDI_SPECS_OK: &str = "cdi.specs-ok";
 pub const CDI_SPEC_MALFORMED: &str = "cdi.spec-malformed";
@@ -87,18 +90,21 @@ pub const ALL: &[&str] = &[
     DOCKER_RUNTIME_MISSING,
     DOCKER_RUNTIME_PATH_MISSING,
     DOCKER_RUNTIME_OTHER,
+    DOCKER_DEFAULT_RUNTIME_UNKNOWN,
     CONTAINERD_NOT_CONFIGURED,
     CONTAINERD_CONFIG_MALFORMED,
     CONTAINERD_RUNTIME_REGISTERED,
     CONTAINERD_RUNTIME_MISSING,
     CONTAINERD_RUNTIME_PATH_MISSING,
     CONTAINERD_RUNTIME_OTHER,
+    CONTAINERD_DEFAULT_RUNTIME_UNKNOWN,
     CRIO_NOT_CONFIGURED,
     CRIO_CONFIG_MALFORMED,
     CRIO_RUNTIME_REGISTERED,
     CRIO_RUNTIME_MISSING,
     CRIO_RUNTIME_PATH_MISSING,
     CRIO_RUNTIME_OTHER,
+    CRIO_DEFAULT_RUNTIME_UNKNOWN,
     CDI_NO_SPECS,
     CDI_SPECS_OK,
     CDI_SPEC_MALFORMED,

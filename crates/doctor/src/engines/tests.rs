@@ -236,3 +236,77 @@ fn bare_names_go_through_path() {
     assert!(executable("surely-no-such-binary-here").is_none());
     assert!(executable("/etc/passwd").is_none(), "not executable");
 }
+
+#[test]
+fn default_runtime_must_exist() {
+    let fx = fixture();
+    let p = fx.dir.path().join("daemon.json");
+    write(&p, r#"{"default-runtime": "nvidia", "runtimes": {}}"#);
+    let (f, _) = docker(&p, &fx.runtime, false);
+    assert_eq!(
+        ids_of(&f),
+        vec![
+            (ids::DOCKER_RUNTIME_MISSING, Severity::Warning),
+            (ids::DOCKER_DEFAULT_RUNTIME_UNKNOWN, Severity::Error)
+        ]
+    );
+    assert!(
+        f[1].message.contains("\"nvidia\" (default-runtime in "),
+        "{}",
+        f[1].message
+    );
+    write(&p, r#"{"default-runtime": "runc"}"#);
+    let (f, _) = docker(&p, &fx.runtime, false);
+    assert_eq!(
+        ids_of(&f),
+        vec![(ids::DOCKER_RUNTIME_MISSING, Severity::Warning)]
+    );
+
+    // containerd: the default named in the main file, the runtime in a drop-in: fine; without
+    // the drop-in: not.
+    let main = fx.dir.path().join("containerd/config.toml");
+    write(
+        &main,
+        "version = 2\nimports = [\"conf.d/*.toml\"]\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"nvidia\"\n",
+    );
+    let dropin = fx.dir.path().join("containerd/conf.d/99-nvidia.toml");
+    write(
+        &dropin,
+        &format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.nvidia.options]\nBinaryName = \"{}\"\n",
+            fx.runtime.display()
+        ),
+    );
+    let (f, _) = containerd(&main, &fx.runtime);
+    assert_eq!(
+        ids_of(&f),
+        vec![(ids::CONTAINERD_RUNTIME_REGISTERED, Severity::Ok)]
+    );
+    std::fs::remove_file(&dropin).unwrap();
+    let (f, _) = containerd(&main, &fx.runtime);
+    assert!(
+        ids_of(&f).contains(&(ids::CONTAINERD_DEFAULT_RUNTIME_UNKNOWN, Severity::Error)),
+        "{f:#?}"
+    );
+
+    // CRI-O: crun is built in, "gpu" is not.
+    let dir = fx.dir.path().join("crio");
+    write(
+        &dir.join("crio.conf"),
+        "[crio.runtime]\ndefault_runtime = \"crun\"\n",
+    );
+    let (f, _) = crio(&dir, &fx.runtime);
+    assert_eq!(
+        ids_of(&f),
+        vec![(ids::CRIO_RUNTIME_MISSING, Severity::Warning)]
+    );
+    write(
+        &dir.join("crio.conf.d/50-x.conf"),
+        "[crio.runtime]\ndefault_runtime = \"gpu\"\n",
+    );
+    let (f, _) = crio(&dir, &fx.runtime);
+    assert!(
+        ids_of(&f).contains(&(ids::CRIO_DEFAULT_RUNTIME_UNKNOWN, Severity::Error)),
+        "{f:#?}"
+    );
+}
