@@ -233,8 +233,10 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
 
     // UVM
     let uvm_nodes = [dev("nvidia-uvm"), dev("nvidia-uvm-tools")];
+    // An unreadable /proc/devices (a proc root without it) tells nothing about the module: then
+    // only the nodes' presence is checked.
     match majors.get("nvidia-uvm").copied() {
-        None => {
+        None if !majors.is_empty() => {
             let stale: Vec<String> = uvm_nodes
                 .iter()
                 .filter(|p| stat(p) != Node::Missing)
@@ -253,13 +255,13 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
                 .fix("`modprobe nvidia-uvm && nvidia-modprobe -u -c=0` (makes /dev/nvidia-uvm and /dev/nvidia-uvm-tools); add nvidia-uvm to /etc/modules-load.d/ so it loads at boot"),
             );
         }
-        Some(uvm) => {
+        uvm => {
             let wants: Vec<Want> = uvm_nodes
                 .iter()
                 .zip([0, 1])
                 .map(|(p, minor)| Want {
                     path: p.clone(),
-                    major: Some(uvm),
+                    major: uvm,
                     minor,
                 })
                 .collect();
@@ -269,22 +271,26 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
                     .iter()
                     .map(|w| w.path.display().to_string())
                     .collect();
-                let fix: Vec<String> = missing
-                    .iter()
-                    .map(|w| format!("mknod -m 666 {} c {uvm} {}", w.path.display(), w.minor))
-                    .collect();
+                let fix: Vec<String> = match uvm {
+                    Some(uvm) => missing
+                        .iter()
+                        .map(|w| format!("mknod -m 666 {} c {uvm} {}", w.path.display(), w.minor))
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let major = uvm.map_or(String::new(), |m| format!(" (major {m})"));
                 findings.push(
                     Finding::new(
                         ids::DEVICES_UVM_MISSING,
                         Severity::Error,
                         format!(
-                            "{} missing although the nvidia-uvm module is loaded (major {uvm}): CUDA fails in containers (usual after a boot without nvidia-modprobe, since the module makes no node itself)",
+                            "{} missing although the nvidia-uvm module is loaded{major}: CUDA fails in containers (usual after a boot without nvidia-modprobe, since the module makes no node itself)",
                             list.join(" and ")
                         ),
                     )
                     .fix(format!(
-                        "`nvidia-modprobe -u -c=0` (as root), or:\n{}\ninstall nvidia-modprobe (or a udev rule running it) so they are made at every boot",
-                        fix.join("\n")
+                        "`nvidia-modprobe -u -c=0` (as root){}\ninstall nvidia-modprobe (or a udev rule running it) so they are made at every boot",
+                        if fix.is_empty() { String::new() } else { format!(", or:\n{}", fix.join("\n")) }
                     )),
                 );
             }

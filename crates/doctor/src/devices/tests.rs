@@ -193,6 +193,23 @@ fn uvm_module_not_loaded() {
 }
 
 #[test]
+fn no_proc_devices() {
+    if !root() {
+        return;
+    }
+    // Without /proc/devices nothing is known of the uvm module: present nodes pass, missing
+    // ones are still missing (with no mknod line, the major being unknown).
+    let t = host();
+    std::fs::remove_file(t.path().join("proc/devices")).unwrap();
+    let f = check(&roots(&t), false);
+    assert_eq!(f[0].id, ids::DEVICES_OK, "{f:#?}");
+    std::fs::remove_file(t.path().join("dev/nvidia-uvm-tools")).unwrap();
+    let f = check(&roots(&t), false);
+    assert_eq!(f[0].id, ids::DEVICES_UVM_MISSING, "{f:#?}");
+    assert!(!f[0].fix.as_deref().unwrap().contains("mknod"));
+}
+
+#[test]
 fn wrong_major_and_missing_gpu() {
     if !root() {
         return;
