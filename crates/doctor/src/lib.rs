@@ -36,7 +36,7 @@ use serde::Serialize;
 pub enum Severity {
     /// Checked and fine.
     Ok,
-    /// Worth knowing; nothing to fix.
+    /// Worth knowing; its fix, if any, applies only in the case the message names.
     Info,
     /// Works today, but something will break or is not set up (e.g. an engine without the
     /// runtime registered).
