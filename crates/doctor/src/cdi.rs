@@ -111,20 +111,22 @@ mod tests {
         )
     }
 
+    /// The inventory of a host with only a loaded module of `version` (discovered, so the test
+    /// does not depend on the struct's fields).
     fn inventory(version: &str) -> Inventory {
-        Inventory {
-            driver_version: version.into(),
-            cuda_version: None,
-            gpus: Vec::new(),
-            control_devices: Vec::new(),
-            mig_caps: Vec::new(),
-            libraries: Vec::new(),
-            binaries: Vec::new(),
-            firmware: Vec::new(),
-            ipc: Vec::new(),
-            mig_enabled: false,
-            unreadable_gpus: Vec::new(),
-        }
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("proc/driver/nvidia");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join("version"),
+            format!("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  {version}  Release Build\n"),
+        )
+        .unwrap();
+        let bare = inventory::Options {
+            capabilities: Some(Vec::new()),
+            ..Default::default()
+        };
+        inventory::discover_with(&inventory::Roots::all(t.path()), &bare).unwrap()
     }
 
     fn ids_of(f: &[Finding]) -> Vec<(&'static str, Severity)> {
