@@ -52,6 +52,8 @@ pub enum Command {
     Checkpoint(liboci_cli::Checkpoint),
     #[command(flatten)]
     Common(liboci_cli::CommonCmd),
+    /// check this host for GPU containers and say how to fix what is wrong
+    Doctor(crate::commands::doctor::Doctor),
     /// generate, list and refresh CDI specs of this host's GPUs
     #[command(after_help = CDI_EXAMPLES)]
     Cdi(crate::commands::cdi::Cdi),

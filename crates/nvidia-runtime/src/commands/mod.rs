@@ -6,6 +6,7 @@ pub mod completion;
 pub mod configure;
 mod create;
 mod delete;
+pub mod doctor;
 mod exec;
 mod executor;
 mod features;
@@ -53,6 +54,7 @@ pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {
         Command::State(args) => state::state(args, global),
         Command::Kill(args) => kill::kill(args, global),
         Command::Delete(args) => delete::delete(args, global),
+        Command::Doctor(args) => doctor::doctor(args),
         Command::Cdi(args) => cdi::cdi(args),
         Command::Hook(args) => hook::hook(args),
         Command::Checkpoint(_) => bail!("checkpoint is not supported by nvidia-runtime"),
