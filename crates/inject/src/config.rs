@@ -220,7 +220,7 @@ struct Runtime {
     runtimes: Option<Vec<String>>,
     mode: Option<String>,
     modes: Modes,
-    /// Written by NVIDIA's releases 1.8 to 1.10; later ones ignore them.
+    /// Written by older releases of NVIDIA's toolkit; current ones ignore them.
     experimental: Option<bool>,
     discover_mode: Option<String>,
 }
@@ -280,7 +280,7 @@ struct Features {
     disable_imex_channel_creation: Option<bool>,
     ignore_imex_channel_requests: Option<bool>,
     no_additional_gids_for_device_nodes: Option<bool>,
-    // Gates of NVIDIA's releases 1.14 to 1.17, gone since.
+    // Gates of older releases of NVIDIA's toolkit, gone since.
     gds: Option<bool>,
     mofed: Option<bool>,
     nvswitch: Option<bool>,
