@@ -382,6 +382,91 @@ fn join(parent: String, key: &str) -> String {
     }
 }
 
+/// Every table of the file, by its dotted name, with the keys its struct reads.
+fn tables() -> [(&'static str, &'static [&'static str]); 12] {
+    [
+        ("", fields_of::<File>()),
+        ("nvidia-container-cli", fields_of::<ContainerCli>()),
+        ("nvidia-ctk", fields_of::<Ctk>()),
+        ("nvidia-container-runtime", fields_of::<Runtime>()),
+        ("nvidia-container-runtime.modes", fields_of::<Modes>()),
+        ("nvidia-container-runtime.modes.csv", fields_of::<CsvMode>()),
+        ("nvidia-container-runtime.modes.cdi", fields_of::<CdiMode>()),
+        (
+            "nvidia-container-runtime.modes.jit-cdi",
+            fields_of::<JitCdiMode>(),
+        ),
+        (
+            "nvidia-container-runtime.modes.legacy",
+            fields_of::<LegacyMode>(),
+        ),
+        ("nvidia-container-runtime-hook", fields_of::<RuntimeHook>()),
+        ("features", fields_of::<Features>()),
+        ("nvidia-runtime", fields_of::<Ours>()),
+    ]
+}
+
+/// The keys serde's derive gives a struct (the list it checks keys against), read by asking
+/// the struct to deserialise itself from a deserializer that only takes note of them.
+fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Fields<'a>(&'a mut &'static [&'static str]);
+    impl<'de> Deserializer<'de> for Fields<'_> {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("fields noted"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Fields(&mut fields));
+    fields
+}
+
+/// The known key an unknown one (dotted) was probably meant to be: a key of the same table
+/// spelt nearly alike (`dev_root`, `devroot`, `dev-rot` for `dev-root`), else the same key in
+/// another table (`mode` at the top for `nvidia-container-runtime.mode`).
+fn suggest(unknown: &str) -> Option<String> {
+    let (table, key) = unknown.rsplit_once('.').unwrap_or(("", unknown));
+    let tables = tables();
+    let alike = |a: &str, b: &str| {
+        a.replace('_', "-") == b || strsim::damerau_levenshtein(a, b) <= (b.len() / 5).max(1)
+    };
+    let full = |table: &str, key: &str| {
+        if table.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{table}.{key}")
+        }
+    };
+    let same_table = tables
+        .iter()
+        .find(|(name, _)| *name == table)
+        .and_then(|(_, keys)| {
+            keys.iter()
+                .find(|known| alike(key, known))
+                .map(|known| full(table, known))
+        });
+    same_table.or_else(|| {
+        tables
+            .iter()
+            .find(|(name, keys)| *name != table && keys.contains(&key))
+            .map(|(name, _)| full(name, key))
+    })
+}
+
 /// What parsing tells [`Config::load`] beyond the config: checks that need the host.
 struct Parsed {
     config: Config,
@@ -467,9 +552,12 @@ impl Config {
         };
         for key in unknown {
             let file = path.display();
+            let guess = match suggest(&key) {
+                Some(known) => format!("did you mean {known:?}?"),
+                None => "neither NVIDIA's nor nvidia-runtime's: a typo?".to_owned(),
+            };
             findings.warnings.push(format!(
-                "config file {file}: unknown key {key:?} ignored (neither NVIDIA's nor \
-                 nvidia-runtime's: a typo?)"
+                "config file {file}: unknown key {key:?} ignored ({guess})"
             ));
         }
         let config = Self::from_file(file, path, &mut findings)?;
@@ -1584,10 +1672,41 @@ cuda-compat-mode = "ldconfig"
                 "nvidia-runtime.speed"
             ]
         );
-        // a typo of a known key is unknown, not a silent default
+        // a typo of a known key is unknown, not a silent default, and the key meant is named
         let config = parse("[nvidia-container-cli]\nroots = \"/run/nvidia/driver\"\n");
         assert_eq!(config.driver_root, PathBuf::from("/"));
-        assert!(config.warnings[0].contains("\"nvidia-container-cli.roots\""));
+        assert_eq!(
+            config.warnings,
+            [
+                "config file /etc/c.toml: unknown key \"nvidia-container-cli.roots\" ignored (did \
+              you mean \"nvidia-container-cli.root\"?)"
+            ]
+        );
+        for (typo, meant) in [
+            (
+                "[nvidia-runtime]\ndev_root = \"/\"",
+                "nvidia-runtime.dev-root",
+            ),
+            (
+                "[nvidia-runtime]\ndevroot = \"/\"",
+                "nvidia-runtime.dev-root",
+            ),
+            ("disable-requir = true", "disable-require"),
+            ("mode = \"cdi\"", "nvidia-container-runtime.mode"),
+            (
+                "[nvidia-container-runtime]\nroot = \"/\"",
+                "nvidia-container-cli.root",
+            ),
+            ("[nvidia-runtim]\ndev-root = \"/\"", "nvidia-runtime"),
+            ("[features]\ngdr-copy = true", "features.gdrcopy"),
+        ] {
+            let warnings = parse(typo).warnings;
+            assert!(
+                warnings.len() == 1 && warnings[0].contains(&format!("did you mean {meant:?}?")),
+                "{typo}: {warnings:?}"
+            );
+        }
+        assert!(parse("colour = 1").warnings[0].contains("a typo?"));
 
         let err = Config::parse("\n\ndisable-require = \"yes\"", Path::new("/x.toml")).unwrap_err();
         assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
