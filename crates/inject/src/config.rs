@@ -343,8 +343,7 @@ impl Findings<'_> {
         self.notes.push(format!("config file {file}: {key}: {why}"));
     }
 
-    /// A key of NVIDIA's whose job is done by nothing here (no `nvidia-container-cli` runs,
-    /// no hook, no `nvidia-ctk`): a note when present.
+    /// A note on `key` when the file has it.
     fn note_if<T>(&mut self, key: &str, value: &Option<T>, why: &str) {
         if value.is_some() {
             self.note(key, why);
@@ -560,20 +559,14 @@ impl Config {
                 "config file {file}: unknown key {key:?} ignored ({guess})"
             ));
         }
-        let config = Self::from_file(file, path, &mut findings)?;
-        let load_kmods = config.1;
-        let mut config = config.0;
-        config.warnings = findings.warnings;
-        config.notes = findings.notes;
-        Ok(Parsed { config, load_kmods })
+        let mut parsed = Self::from_file(file, path, &mut findings)?;
+        parsed.config.warnings = findings.warnings;
+        parsed.config.notes = findings.notes;
+        Ok(parsed)
     }
 
     /// The config a deserialised file sets, the keys it honours read, the others judged.
-    fn from_file(
-        file: File,
-        path: &Path,
-        findings: &mut Findings,
-    ) -> Result<(Self, bool), ConfigError> {
+    fn from_file(file: File, path: &Path, findings: &mut Findings) -> Result<Parsed, ConfigError> {
         let mut config = Self::default();
         let File {
             disable_require,
@@ -700,10 +693,10 @@ impl Config {
         );
         judge_features(&features, findings);
 
-        Ok((
-            config.with_default_dev_root(ours.dev_root.map(PathBuf::from)),
+        Ok(Parsed {
+            config: config.with_default_dev_root(ours.dev_root.map(PathBuf::from)),
             load_kmods,
-        ))
+        })
     }
 
     /// The roots must exist: a driver root that is not there yet (a driver container still
