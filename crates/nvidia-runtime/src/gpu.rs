@@ -72,8 +72,8 @@ pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
         .as_ref()
         .map_err(|err| anyhow!("{err}"))
         .context("cannot load the runtime configuration")?;
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
+    if !crate::protect::is_sealed() {
+        report_config(config);
     }
     let outcome = inject::inject_bundle(bundle, config)?;
     match &outcome {
@@ -87,6 +87,18 @@ pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
         undo: outcome.undo(),
         reservation: None,
     })
+}
+
+/// What the configuration file says of itself, once per create: only the first process
+/// reports it, since the sealed one it re-execs reads the same file (`protect.rs`). Warnings
+/// go to stderr and the log; notes (keys without effect here) to the debug log.
+fn report_config(config: &inject::Config) {
+    for note in &config.notes {
+        tracing::debug!("{note}");
+    }
+    for warning in &config.warnings {
+        crate::logging::warn_user(warning);
+    }
 }
 
 /// The log level NVIDIA's config asks for (`[nvidia-container-runtime] log-level`), if any.

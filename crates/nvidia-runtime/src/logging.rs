@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
@@ -60,6 +61,18 @@ pub fn describe(err: &anyhow::Error) -> String {
         msg.push_str(&text);
     }
     msg
+}
+
+/// Whether the log goes to a file (`--log`), so that what the user must see goes to stderr too.
+static LOG_TO_FILE: AtomicBool = AtomicBool::new(false);
+
+/// A warning for whoever runs the command (a config key that does not do here what it does
+/// in NVIDIA's toolkit): in the log as a `warning` line, and on stderr, where the log is not.
+pub fn warn_user(msg: &str) {
+    tracing::warn!("{msg}");
+    if LOG_TO_FILE.load(Ordering::Relaxed) || !tracing::enabled!(Level::WARN) {
+        eprintln!("nvidia-runtime: warning: {msg}");
+    }
 }
 
 /// Kept by `main` to report the final error: into the log, and on stderr as runc does.
@@ -120,6 +133,7 @@ pub fn init(global: &liboci_cli::GlobalOpts) -> anyhow::Result<LogGuard> {
         _ => Sink::Stderr,
     };
     let to_file = matches!(sink, Sink::File(_));
+    LOG_TO_FILE.store(to_file, Ordering::Relaxed);
     let layer = LogrusLayer {
         format,
         sink: Arc::new(Mutex::new(sink)),
