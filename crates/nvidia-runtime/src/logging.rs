@@ -63,14 +63,19 @@ pub fn describe(err: &anyhow::Error) -> String {
     msg
 }
 
-/// Whether the log goes to a file (`--log`), so that what the user must see goes to stderr too.
+/// Whether the log goes to a file (`--log`, as every engine runs us).
 static LOG_TO_FILE: AtomicBool = AtomicBool::new(false);
 
 /// A warning for whoever runs the command (a config key that does not do here what it does
-/// in NVIDIA's toolkit): in the log as a `warning` line, and on stderr, where the log is not.
+/// in NVIDIA's toolkit): a `warning` line in the log. Without `--log` the log is stderr, so a
+/// person running the runtime by hand sees it there (even at a level that hides warnings). With
+/// `--log`, stderr is not written: under Docker and containerd the stderr of `create` and `run`
+/// is the container's own, and a warning there would end up in the application's output and
+/// `docker logs` (runc, too, writes nothing on stderr when it succeeds). `nvidia-runtime doctor`
+/// lists the same warnings.
 pub fn warn_user(msg: &str) {
     tracing::warn!("{msg}");
-    if LOG_TO_FILE.load(Ordering::Relaxed) || !tracing::enabled!(Level::WARN) {
+    if !LOG_TO_FILE.load(Ordering::Relaxed) && !tracing::enabled!(Level::WARN) {
         eprintln!("nvidia-runtime: warning: {msg}");
     }
 }
