@@ -12,11 +12,15 @@
 #     inside lists exactly that GPU; after it ran (NVML makes the nodes of the GPUs it sees in
 #     /proc/driver/nvidia) /dev has exactly that GPU's node; /proc/driver/nvidia/gpus shows only
 #     it and params says ModifyDeviceFiles: 0; a CUDA program runs on it and sees only it; every
-#     other GPU, mknod'ed, cannot be opened.
+#     other GPU, mknod'ed, cannot be opened;
+#   - CDI: a spec generated from the real driver lists each GPU; a container named by it (and by
+#     runtime.nvidia.com/gpu) sees exactly its GPU and runs CUDA; with RUNC set, Debian's runc runs
+#     the spec applied as an engine applies it, its hooks calling `nvidia-runtime hook`;
+#   - `nvidia-runtime doctor` finds no error on the host.
 # Bundles get Docker's default device rules ("mknod any device"; CAP_MKNOD where asked), so a
 # device node the container should not have can be made, as in a Docker container.
 #
-# usage: tests/gpu/run.sh RUNTIME BUSYBOX OUTDIR     (as root)
+# usage: [RUNC=runc RUNC_LIBS=dir] tests/gpu/run.sh RUNTIME BUSYBOX OUTDIR     (as root)
 # Prints "N passed, M failed" last; every case's output is in OUTDIR/gpu-validation.log.
 set -uo pipefail
 
@@ -266,6 +270,83 @@ for k in "${!IDS[@]}"; do
         [ $RC -eq 0 ] && pass "$label: exit code 0" || fail "$label: exit code $RC"
     done
 done
+
+say "== CDI: a spec generated from this host's driver"
+CDI_DIR=$W/cdi
+mkdir -p "$CDI_DIR"
+printf '[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["%s"]\n' "$CDI_DIR" >"$W/cdi-config.toml"
+if "$RUNTIME" cdi generate --output "$CDI_DIR/nvidia.json" --device-name-strategy index,uuid >>"$LOG" 2>&1; then
+    pass "cdi generate on the real driver"
+else
+    fail "cdi generate on the real driver"
+fi
+cp "$CDI_DIR/nvidia.json" "$OUTDIR/cdi-spec.json" 2>/dev/null
+LISTED=$("$RUNTIME" cdi list --spec-dir "$CDI_DIR" 2>>"$LOG")
+echo "$LISTED" >>"$LOG"
+echo "$LISTED" | grep -q "nvidia.com/gpu=$GPU0_UUID" && echo "$LISTED" | grep -q "nvidia.com/gpu=all" \
+    && pass "cdi list shows nvidia.com/gpu=<uuid> and =all" || fail "cdi list: $LISTED"
+CDI_CASE='echo --smi; nvidia-smi -L 2>&1; echo --cuda; vecadd 2>&1; whichgpu 2>&1; echo --ld; ldconfig -p | grep -c "libcuda.so.1 "; echo --params; grep ModifyDeviceFiles /proc/driver/nvidia/params 2>&1; echo --end'
+# cdi_checks LABEL UUID: what a container given exactly that GPU must see
+cdi_checks() {
+    local label=$1 uuid=$2
+    [ "$(section smi | grep -c '^GPU ')" = 1 ] && section smi | grep -q "$uuid" \
+        && pass "$label: nvidia-smi -L lists exactly that GPU" || fail "$label: nvidia-smi: $(section smi | tr '\n' ' ')"
+    section cuda | grep -q '^vecadd OK' && section cuda | grep -q "uuid=$uuid" \
+        && pass "$label: CUDA runs on it" || fail "$label: CUDA: $(section cuda | tr '\n' ' ')"
+    [ "$(section ld)" -ge 1 ] 2>/dev/null && pass "$label: ldconfig -p lists libcuda.so.1" || fail "$label: ldconfig -p: $(section ld)"
+    section params | grep -q '^ModifyDeviceFiles: 0$' && pass "$label: ModifyDeviceFiles: 0" || fail "$label: params: $(section params)"
+    [ $RC -eq 0 ] && pass "$label: exit code 0" || fail "$label: exit code $RC"
+}
+export NVIDIA_CTK_CONFIG_FILE_PATH=$W/cdi-config.toml
+run_case cdi-name "[\"NVIDIA_VISIBLE_DEVICES=nvidia.com/gpu=$GPU0_UUID\"]" 0 "" "$CDI_CASE"
+cdi_checks "nvidia.com/gpu=<uuid> from the generated spec" "$GPU0_UUID"
+run_case cdi-runtime-kind '["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]' 0 "" "$CDI_CASE"
+cdi_checks "runtime.nvidia.com/gpu=0 (this host's GPU, no spec)" "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)"
+unset NVIDIA_CTK_CONFIG_FILE_PATH
+
+# Plain runc, the spec applied by this script as an engine (Podman, containerd) would: the
+# spec's hooks run `nvidia-runtime hook ...` (RUNC names Debian's runc, RUNC_LIBS its libseccomp).
+if [ -n "${RUNC:-}" ] && [ -x "$RUNC" ]; then
+    N=$((N + 1))
+    dir=$W/bundle-$N
+    write_bundle "$dir" '[]' 0 "" sh -c "$CDI_CASE"
+    python3 - "$dir/config.json" "$CDI_DIR/nvidia.json" "$GPU0_UUID" <<'PYEOF'
+import json, os, stat, sys
+config_path, spec_path, name = sys.argv[1:]
+config, spec = json.load(open(config_path)), json.load(open(spec_path))
+edits = [spec.get("containerEdits", {})] + [d["containerEdits"] for d in spec["devices"] if d["name"] == name]
+for e in edits:
+    config["process"]["env"] += e.get("env", [])
+    for n in e.get("deviceNodes", []):
+        st = os.stat(n.get("hostPath", n["path"]))
+        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        config["linux"].setdefault("devices", []).append({"path": n["path"], "type": kind, "major": major, "minor": minor,
+            "fileMode": n.get("fileMode", st.st_mode & 0o777), "uid": n.get("uid", 0), "gid": n.get("gid", 0)})
+        config["linux"]["resources"]["devices"].append({"allow": True, "type": kind, "major": major, "minor": minor,
+            "access": n.get("permissions", "rwm")})
+    for m in e.get("mounts", []):
+        config["mounts"].append({"destination": m["containerPath"], "source": m["hostPath"],
+            "type": m.get("type", "bind"), "options": m.get("options", [])})
+    for h in e.get("hooks", []):
+        hook = {k: h[k] for k in ("path", "args", "env", "timeout") if k in h}
+        config.setdefault("hooks", {}).setdefault(h["hookName"], []).append(hook)
+json.dump(config, open(config_path, "w"), indent=1)
+PYEOF
+    OUTPUT=$(cd "$dir" && LD_LIBRARY_PATH=${RUNC_LIBS:-} timeout 120 "$RUNC" --root "$W/runc-state" run "runc-cdi-$N" 2>&1)
+    RC=$?
+    { echo "---- case runc-cdi rc=$RC"; echo "$OUTPUT"; } >>"$LOG"
+    cdi_checks "plain runc with the spec's hooks (nvidia.com/gpu=<uuid>)" "$GPU0_UUID"
+else
+    say "     no RUNC given: the plain-runc case is not run"
+fi
+
+say "== doctor on this host"
+"$RUNTIME" doctor --json >"$OUTDIR/doctor.json" 2>>"$LOG"
+DRC=$?
+"$RUNTIME" doctor >>"$LOG" 2>&1
+[ $DRC -eq 0 ] && pass "doctor finds no error on this host" \
+    || fail "doctor exit $DRC: $(python3 -c 'import json,sys; print([f["id"] for f in json.load(open(sys.argv[1]))["findings"] if f["severity"]=="error"])' "$OUTDIR/doctor.json")"
 
 say "== state dir after all runs: $(ls "$STATE" 2>/dev/null | wc -l) entries"
 say "$PASSED passed, $FAILED failed"
