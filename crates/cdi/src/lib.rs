@@ -15,6 +15,7 @@
 //!   their edits ([`Registry::edits_for`]).
 
 pub mod apply;
+pub mod cache;
 pub mod error;
 pub mod name;
 pub mod registry;

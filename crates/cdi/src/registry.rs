@@ -14,6 +14,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::cache::{Fingerprint, SpecCache};
 use crate::error::SpecError;
 use crate::name::QualifiedName;
 use crate::spec::{ContainerEdits, Spec, MAX_SPEC_BYTES};
@@ -153,12 +154,28 @@ pub struct Registry {
     /// Names defined twice in their highest-priority dir, with the files.
     conflicts: BTreeMap<QualifiedName, Vec<PathBuf>>,
     errors: Vec<RegistryError>,
+    /// Specs taken from the parse cache, and stored into it.
+    cache_hits: usize,
+    cache_stored: usize,
 }
 
 impl Registry {
     /// Reads the spec dirs, lowest priority first (e.g. [`DEFAULT_SPEC_DIRS`]). Never fails as
     /// a whole: what could not be read is in [`Registry::errors`].
     pub fn load(dirs: &[PathBuf]) -> Registry {
+        Registry::load_inner(dirs, None)
+    }
+
+    /// [`Registry::load`], taking each spec file's parsed spec from `cache_dir` while the file
+    /// is unchanged, and storing those parsed anew (see [`crate::cache`]; entries live in its
+    /// [`crate::cache::SUBDIR`]). The result is what [`Registry::load`] gives; only the time
+    /// differs. A cache dir that is missing, not a private directory of this user, or not
+    /// writable is not used (logged at debug level).
+    pub fn load_cached(dirs: &[PathBuf], cache_dir: &Path) -> Registry {
+        Registry::load_inner(dirs, Some(SpecCache::new(cache_dir, crate::cache::SETTLE)))
+    }
+
+    pub(crate) fn load_inner(dirs: &[PathBuf], mut cache: Option<SpecCache>) -> Registry {
         let mut reg = Registry::default();
         for dir in dirs {
             if !reg.dirs.contains(dir) {
@@ -182,7 +199,12 @@ impl Registry {
                     continue;
                 }
                 budget.files += 1;
-                match read_spec_file(&path, MAX_TOTAL_SPEC_BYTES, &mut budget.bytes) {
+                match read_spec_file(
+                    &path,
+                    MAX_TOTAL_SPEC_BYTES,
+                    &mut budget.bytes,
+                    cache.as_mut(),
+                ) {
                     Ok(Some(spec)) => reg.specs.push(Loaded {
                         path,
                         priority,
@@ -206,8 +228,18 @@ impl Registry {
                 skipped,
             });
         }
+        if let Some(cache) = cache {
+            reg.cache_hits = cache.hits;
+            reg.cache_stored = cache.stored;
+        }
         reg.index();
         reg
+    }
+
+    /// How many specs came from the parse cache and how many were stored into it during the
+    /// load (both 0 for [`Registry::load`]).
+    pub fn cache_use(&self) -> (usize, usize) {
+        (self.cache_hits, self.cache_stored)
     }
 
     /// [`Registry::load`] of [`DEFAULT_SPEC_DIRS`].
@@ -366,15 +398,26 @@ impl Registry {
         &self,
         names: &[QualifiedName],
     ) -> Result<(ContainerEdits, Vec<PathBuf>), RegistryError> {
+        // What `resolve` gives, without its copies of every device's spec edits: only the
+        // edits applied are copied, once (a generated spec's edits are most of it).
         let mut edits = ContainerEdits::default();
-        let mut used: Vec<PathBuf> = Vec::new();
-        for device in self.resolve(names)? {
-            if !used.contains(&device.spec_path) {
-                edits.append(&device.spec_edits);
-                used.push(device.spec_path);
+        let mut used: Vec<usize> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                continue;
             }
-            edits.append(&device.device_edits);
+            let &(si, di) = self
+                .devices
+                .get(name)
+                .ok_or_else(|| self.unresolved(name))?;
+            let spec = &self.specs[si].spec;
+            if !used.contains(&si) {
+                edits.append(&spec.container_edits);
+                used.push(si);
+            }
+            edits.append(&spec.devices[di].container_edits);
         }
+        let used = used.iter().map(|&si| self.specs[si].path.clone()).collect();
         Ok((edits, used))
     }
 
@@ -427,8 +470,14 @@ struct Budget {
 }
 
 /// Reads and validates one spec file, adding the bytes read to `used` (broken files count
-/// too). `Ok(None)` when that would pass `limit`.
-fn read_spec_file(path: &Path, limit: u64, used: &mut u64) -> Result<Option<Spec>, RegistryError> {
+/// too). `Ok(None)` when that would pass `limit`. With a `cache`, an unchanged file's spec
+/// comes from there (its size still counts), and a valid one parsed anew goes there.
+fn read_spec_file(
+    path: &Path,
+    limit: u64,
+    used: &mut u64,
+    mut cache: Option<&mut SpecCache>,
+) -> Result<Option<Spec>, RegistryError> {
     let read_err = |source| RegistryError::Read {
         path: path.to_owned(),
         source,
@@ -441,6 +490,17 @@ fn read_spec_file(path: &Path, limit: u64, used: &mut u64) -> Result<Option<Spec
             path: path.to_owned(),
             kind: file_kind(&meta),
         });
+    }
+    if let Some(spec) = cache
+        .as_mut()
+        .and_then(|c| c.get(path, &Fingerprint::of(&meta)))
+    {
+        // A stored spec parsed, so its file was within MAX_SPEC_BYTES.
+        if *used + meta.len() > limit {
+            return Ok(None);
+        }
+        *used += meta.len();
+        return Ok(Some(spec));
     }
     let file = fs::OpenOptions::new()
         .read(true)
@@ -464,7 +524,12 @@ fn read_spec_file(path: &Path, limit: u64, used: &mut u64) -> Result<Option<Spec
         return Ok(None);
     }
     *used += size;
-    Ok(Some(Spec::parse(&bytes, path)?))
+    let spec = Spec::parse(&bytes, path)?;
+    if let Some(cache) = cache {
+        // `meta` is from before the read: a change during it shows as a mismatch later.
+        cache.put(path, &Fingerprint::of(&meta), &spec);
+    }
+    Ok(Some(spec))
 }
 
 fn file_kind(meta: &fs::Metadata) -> &'static str {

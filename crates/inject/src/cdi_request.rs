@@ -91,7 +91,12 @@ impl Resolved {
 /// Resolves `names` over the configured spec dirs. `spec` is the container's `config.json`:
 /// devices an engine (containerd, CRI-O, Podman) already applied there are not applied again.
 pub fn resolve(names: &[String], config: &Config, spec: &Value) -> Result<Resolved, CdiError> {
-    let registry = Registry::load(&config.cdi_spec_dirs);
+    // The inventory cache's dir also keeps the parsed spec files: parsing a generated spec
+    // (YAML) costs more than the rest of the injection.
+    let registry = match &config.inventory_cache {
+        Some(dir) => Registry::load_cached(&config.cdi_spec_dirs, dir),
+        None => Registry::load(&config.cdi_spec_dirs),
+    };
     let mut resolved = Resolved::default();
     let mut native: Vec<String> = Vec::new();
     // A spec file refused might be of that kind: then the name is resolved (and its failure
