@@ -126,7 +126,8 @@ pub struct Config {
     pub cuda_version: Option<(u32, u32)>,
     /// `[nvidia-runtime] inventory-cache`: where the driver's files, once found, are kept for
     /// the next container (checked against the file system each time; see the inventory
-    /// crate's `cache.rs`). `""` turns it off.
+    /// crate's `cache.rs`), and parsed CDI spec files in its `cdi-specs/` (the cdi crate's
+    /// `cache.rs`). `""` turns it off.
     pub inventory_cache: Option<PathBuf>,
     /// `[nvidia-container-runtime.modes.cdi] default-kind`: the `vendor/class` an unqualified
     /// device id takes where a CDI name is expected (annotations).
