@@ -18,6 +18,9 @@ RUNC=$(readlink -f "${2:?runc binary}")
 BUSYBOX=$(readlink -f "${3:?static busybox}")
 OUTDIR=$(readlink -f "${4:?output dir}")
 HERE=$(cd "$(dirname "$0")" && pwd)
+for bin in "$RUNTIME" "$RUNC" "$BUSYBOX"; do
+    [ -n "$bin" ] && [ -x "$bin" ] || { echo "cdi.sh: ${1:-} ${2:-} ${3:-}: not all executables (carry them along)" >&2; exit 2; }
+done
 mkdir -p "$OUTDIR"
 LOG=$OUTDIR/cdi-validation.log
 : >"$LOG"
