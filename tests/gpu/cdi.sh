@@ -7,7 +7,7 @@
 # `nvidia-smi -L` lists exactly that GPU, a CUDA kernel runs, `ldconfig -p` lists libcuda.so.1,
 # the SONAME link exists, /dev has that GPU's node only (after nvidia-smi ran), and
 # /proc/driver/nvidia/params says ModifyDeviceFiles: 0 (the disable-device-node-modification
-# hook).
+# hook). A spec generated for another driver is refused by both (with runc, by our hook).
 #
 # usage: tests/gpu/cdi.sh NVIDIA_RUNTIME RUNC BUSYBOX OUTDIR     (as root)
 # Prints "N passed, M failed" last; details in OUTDIR/cdi-validation.log.
@@ -18,6 +18,9 @@ RUNC=$(readlink -f "${2:?runc binary}")
 BUSYBOX=$(readlink -f "${3:?static busybox}")
 OUTDIR=$(readlink -f "${4:?output dir}")
 HERE=$(cd "$(dirname "$0")" && pwd)
+for bin in "$RUNTIME" "$RUNC" "$BUSYBOX"; do
+    [ -n "$bin" ] && [ -x "$bin" ] || { echo "cdi.sh: ${1:-} ${2:-} ${3:-}: not all executables (carry them along)" >&2; exit 2; }
+done
 mkdir -p "$OUTDIR"
 LOG=$OUTDIR/cdi-validation.log
 : >"$LOG"
@@ -73,7 +76,7 @@ say "NVIDIA files in the image: $(find "$ROOTFS" -iname '*nvidia*' -o -iname '*c
 bundle() {
     mkdir -p "$1"
     cp -a "$ROOTFS" "$1/rootfs"
-    python3 - "$W/nvidia.json" "$2" "$1/config.json" <<'EOF'
+    python3 - "${SPEC_JSON:-$W/nvidia.json}" "$2" "$1/config.json" <<'EOF'
 import json, os, stat, sys
 spec_path, device, out = sys.argv[1:]
 spec = json.load(open(spec_path))
@@ -136,6 +139,19 @@ for runtime in runc nvidia-runtime; do
         && pass "$runtime: /dev has only GPU 0's node after nvidia-smi ran ($NODES)" || fail "$runtime: /dev GPU nodes after nvidia-smi: $NODES"
     echo "$OUTPUT" | grep -q '^ModifyDeviceFiles: 0' && pass "$runtime: params say ModifyDeviceFiles: 0 (host: $HOST_PARAMS)" \
         || fail "$runtime: params: $(echo "$OUTPUT" | grep ModifyDeviceFiles)"
+done
+say "== a spec generated for another driver"
+sed 's/NVIDIA_RUNTIME_DRIVER_VERSION=[^"]*/NVIDIA_RUNTIME_DRIVER_VERSION=1.0.0/' "$W/nvidia.json" >"$W/stale.json"
+for runtime in runc nvidia-runtime; do
+    dir=$W/stale-$runtime
+    SPEC_JSON=$W/stale.json bundle "$dir" 0 || { fail "$runtime: bundle"; continue; }
+    bin=$RUNC; [ "$runtime" = nvidia-runtime ] && bin=$RUNTIME
+    OUTPUT=$(cd "$dir" && timeout 120 "$bin" --root "$W/state-$runtime" run "stale-$runtime" 2>&1)
+    RC=$?
+    { echo "---- stale $runtime rc=$RC"; echo "$OUTPUT"; } >>"$LOG"
+    [ $RC -ne 0 ] && echo "$OUTPUT" | grep -q '1\.0\.0' && echo "$OUTPUT" | grep -q 'cdi refresh' \
+        && pass "$runtime: a container from a spec of driver 1.0.0 is refused, naming it and cdi refresh" \
+        || fail "$runtime: stale spec: rc $RC: $(echo "$OUTPUT" | tail -n3 | tr '\n' ' ')"
 done
 "$RUNC" --root "$W/state-runc" list >>"$LOG" 2>&1
 rm -rf "$W"

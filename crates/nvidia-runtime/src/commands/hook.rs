@@ -6,14 +6,15 @@
 //! container's procfs at `<root>/proc`. The OCI state on stdin names the bundle.
 //!
 //! The steps are the runtime's own ([`inject::steps`]): every path resolved inside the rootfs,
-//! no program run. The environment is cleared first: a hook runs as root on the host, and
-//! nothing of the image's or the engine's may steer it.
+//! no program run. The environment is cleared first (a hook runs as root on the host, and
+//! nothing of the image's or the engine's may steer it), after reading the one variable the spec
+//! sets: the driver version it was generated for, which must be the loaded module's.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use inject::cdi_hooks::ContainerStep;
+use inject::cdi_hooks::{ContainerStep, DRIVER_VERSION_ENV};
 use inject::Rootfs;
 
 /// An OCI state is a few hundred bytes; annotations may add some.
@@ -35,6 +36,11 @@ pub struct Hook {
 }
 
 pub fn hook(args: Hook) -> Result<u8> {
+    // The one variable read, before the environment goes: the driver the spec was made for
+    // (`cdi generate` writes it into our hooks' env).
+    let spec_driver = std::env::var(DRIVER_VERSION_ENV)
+        .ok()
+        .filter(|v| !v.is_empty());
     let names: Vec<std::ffi::OsString> = std::env::vars_os().map(|(name, _)| name).collect();
     for name in names {
         // One thread (nothing started yet): no other reader of the environment.
@@ -47,6 +53,9 @@ pub fn hook(args: Hook) -> Result<u8> {
         .read_to_end(&mut state)
         .context("cannot read the container state from stdin")?;
     let bundle = bundle_of(&state)?;
+    if let Some(spec_driver) = &spec_driver {
+        check_driver(spec_driver)?;
+    }
     let rootfs_path = rootfs_of(&bundle)?;
     let rootfs = Rootfs::open(&rootfs_path)?;
     let done = step
@@ -54,6 +63,30 @@ pub fn hook(args: Hook) -> Result<u8> {
         .with_context(|| format!("hook {}", step.name()))?;
     tracing::info!(step = step.name(), rootfs = %rootfs_path.display(), "{done:?}");
     Ok(0)
+}
+
+/// Refuses a container from a spec made for another driver than the loaded kernel module's
+/// (read in the host's `/proc`, which the hook still sees before `pivot_root`): under plain runc
+/// this hook is the only code of ours that runs, so a stale spec is never used silently. Nothing
+/// to compare where no NVIDIA module is loaded (a simulated host, a spec written elsewhere).
+fn check_driver(spec_driver: &str) -> Result<()> {
+    let options = inventory::Options {
+        cuda_version: None,
+        capabilities: Some(Vec::new()),
+    };
+    match inventory::discover_with(&inventory::Roots::host(), &options) {
+        Ok(host) if host.driver_version != spec_driver => bail!(
+            "the CDI spec this container was made from is stale: it was generated for NVIDIA \
+             driver {spec_driver} but the loaded kernel module is {}; run `nvidia-runtime cdi \
+             refresh` (or `cdi generate` again) and start the container again",
+            host.driver_version
+        ),
+        Ok(_) | Err(inventory::Error::NoDriver { .. }) => Ok(()),
+        Err(err) => {
+            tracing::warn!("cannot compare the spec's driver version with the loaded one: {err}");
+            Ok(())
+        }
+    }
 }
 
 /// The bundle the OCI state (what runtimes write on a hook's stdin) names: an absolute path of
