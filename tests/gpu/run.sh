@@ -14,13 +14,13 @@
 #     it and params says ModifyDeviceFiles: 0; a CUDA program runs on it and sees only it; every
 #     other GPU, mknod'ed, cannot be opened;
 #   - CDI: a spec generated from the real driver lists each GPU; a container named by it (and by
-#     runtime.nvidia.com/gpu) sees exactly its GPU and runs CUDA; with RUNC set, Debian's runc runs
-#     the spec applied as an engine applies it, its hooks calling `nvidia-runtime hook`;
+#     runtime.nvidia.com/gpu) sees exactly its GPU and runs CUDA (plain runc running the spec's
+#     hooks: tests/gpu/cdi.sh);
 #   - `nvidia-runtime doctor` finds no error on the host.
 # Bundles get Docker's default device rules ("mknod any device"; CAP_MKNOD where asked), so a
 # device node the container should not have can be made, as in a Docker container.
 #
-# usage: [RUNC=runc RUNC_LIBS=dir] tests/gpu/run.sh RUNTIME BUSYBOX OUTDIR     (as root)
+# usage: tests/gpu/run.sh RUNTIME BUSYBOX OUTDIR     (as root)
 # Prints "N passed, M failed" last; every case's output is in OUTDIR/gpu-validation.log.
 set -uo pipefail
 
@@ -304,42 +304,7 @@ run_case cdi-runtime-kind '["NVIDIA_VISIBLE_DEVICES=runtime.nvidia.com/gpu=0", "
 cdi_checks "runtime.nvidia.com/gpu=0 (this host's GPU, no spec)" "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)"
 unset NVIDIA_CTK_CONFIG_FILE_PATH
 
-# Plain runc, the spec applied by this script as an engine (Podman, containerd) would: the
-# spec's hooks run `nvidia-runtime hook ...` (RUNC names Debian's runc, RUNC_LIBS its libseccomp).
-if [ -n "${RUNC:-}" ] && [ -x "$RUNC" ]; then
-    N=$((N + 1))
-    dir=$W/bundle-$N
-    write_bundle "$dir" '[]' 0 "" sh -c "$CDI_CASE"
-    python3 - "$dir/config.json" "$CDI_DIR/nvidia.json" "$GPU0_UUID" <<'PYEOF'
-import json, os, stat, sys
-config_path, spec_path, name = sys.argv[1:]
-config, spec = json.load(open(config_path)), json.load(open(spec_path))
-edits = [spec.get("containerEdits", {})] + [d["containerEdits"] for d in spec["devices"] if d["name"] == name]
-for e in edits:
-    config["process"]["env"] += e.get("env", [])
-    for n in e.get("deviceNodes", []):
-        st = os.stat(n.get("hostPath", n["path"]))
-        kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
-        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        config["linux"].setdefault("devices", []).append({"path": n["path"], "type": kind, "major": major, "minor": minor,
-            "fileMode": n.get("fileMode", st.st_mode & 0o777), "uid": n.get("uid", 0), "gid": n.get("gid", 0)})
-        config["linux"]["resources"]["devices"].append({"allow": True, "type": kind, "major": major, "minor": minor,
-            "access": n.get("permissions", "rwm")})
-    for m in e.get("mounts", []):
-        config["mounts"].append({"destination": m["containerPath"], "source": m["hostPath"],
-            "type": m.get("type", "bind"), "options": m.get("options", [])})
-    for h in e.get("hooks", []):
-        hook = {k: h[k] for k in ("path", "args", "env", "timeout") if k in h}
-        config.setdefault("hooks", {}).setdefault(h["hookName"], []).append(hook)
-json.dump(config, open(config_path, "w"), indent=1)
-PYEOF
-    OUTPUT=$(cd "$dir" && LD_LIBRARY_PATH=${RUNC_LIBS:-} timeout 120 "$RUNC" --root "$W/runc-state" run "runc-cdi-$N" 2>&1)
-    RC=$?
-    { echo "---- case runc-cdi rc=$RC"; echo "$OUTPUT"; } >>"$LOG"
-    cdi_checks "plain runc with the spec's hooks (nvidia.com/gpu=<uuid>)" "$GPU0_UUID"
-else
-    say "     no RUNC given: the plain-runc case is not run"
-fi
+# Plain runc through the spec's hooks: tests/gpu/cdi.sh.
 
 say "== doctor on this host"
 "$RUNTIME" doctor --json >"$OUTDIR/doctor.json" 2>>"$LOG"
