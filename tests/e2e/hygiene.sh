@@ -28,16 +28,18 @@ test_summary_line_when_every_step_fails() {
     fake_cargo "$TEST_TMP/fail" fail
     capture env PATH="$TEST_TMP/fail:$PATH" bash "$REPO/hack/test"
     assert_rc_nonzero "hack/test fails"
-    # deps pass; fmt, clippy, unit tests (no result line), release build, e2e (not run) fail
-    assert_eq "1 passed, 5 failed" "$(tail -n1 <<<"$OUT")" "last line counts every step"
+    # deps pass; fmt, clippy, unit tests (no result line), release build, CRI test client,
+    # e2e (not run) fail
+    assert_eq "1 passed, 6 failed" "$(tail -n1 <<<"$OUT")" "last line counts every step"
 }
 
 test_summary_line_counts_unit_tests() {
     fake_cargo "$TEST_TMP/mixed" mixed
     capture env PATH="$TEST_TMP/mixed:$PATH" bash "$REPO/hack/test"
     assert_rc_nonzero "hack/test fails"
-    # deps, fmt, clippy + 3 unit tests pass; 1 unit test, the release build, e2e fail
-    assert_eq "6 passed, 3 failed" "$(tail -n1 <<<"$OUT")" "last line counts unit tests"
+    # deps, fmt, clippy + 3 unit tests pass; 1 unit test, the release build, the CRI test
+    # client, e2e fail
+    assert_eq "6 passed, 4 failed" "$(tail -n1 <<<"$OUT")" "last line counts unit tests"
 }
 
 test_no_script_builds_another_project() {
