@@ -2,6 +2,10 @@
 # tests/e2e/attack-cdi.sh — hostile files where the runtime's own commands read and write.
 #
 # Every file lives under the temp dir; nothing in /etc is touched. Proves:
+#  - `configure docker|containerd` on a config path that is a symlink to a device node (as
+#    `daemon.json -> /dev/null` is, to switch a file off), a FIFO, or a device itself refuses
+#    it at once, naming what is there, and leaves the node a node (before, the device node was
+#    replaced by a regular file holding our JSON, and a FIFO hung the command for ever);
 #  - `doctor` with a FIFO as daemon.json, containerd's config or the runtime's own config
 #    reports each as an error finding and finishes (it hung);
 #  - a FIFO as the runtime's config file makes `run` fail at once with the cause named, no
@@ -13,6 +17,34 @@ sim_host 1 ""
 # Commands that hung before must now end well within this.
 QUICK=20
 quick() { capture timeout -k 2 "$QUICK" "$RUNTIME" "$@"; }
+
+test_configure_refuses_what_is_not_a_file() {
+    local t=$TEST_TMP/configure
+    mkdir -p "$t/ctd"
+    mknod "$t/null" c 1 3
+    chmod 0666 "$t/null"
+    ln -s "$t/null" "$t/daemon.json"
+    quick configure docker --config "$t/daemon.json" --no-hook
+    assert_rc_nonzero "configure docker: a daemon.json linked to a device node is refused"
+    assert_contains "$ERR" "character device, not a regular file" "the error says what is there"
+    assert_true "the device node is still a device node" test -c "$t/null"
+    assert_eq "daemon.json null" "$(ls "$t" | grep -v ctd | tr '\n' ' ' | sed 's/ $//')" "no backup or temp file left"
+
+    mkfifo "$t/fifo.json"
+    quick configure docker --config "$t/fifo.json" --no-hook
+    assert_rc_nonzero "configure docker: a FIFO daemon.json is refused, not waited on"
+    assert_contains "$ERR" "a FIFO, not a regular file" "the error names the FIFO"
+    assert_true "the FIFO is left as it is" test -p "$t/fifo.json"
+
+    quick configure docker --config /dev/zero --no-hook --dry-run
+    assert_rc_nonzero "configure docker: /dev/zero is refused, not read without end"
+
+    mkfifo "$t/ctd/config.toml"
+    quick configure containerd --config "$t/ctd/config.toml" --drop-in-dir "$t/ctd/conf.d"
+    assert_rc_nonzero "configure containerd: a FIFO main config is refused"
+    assert_contains "$ERR" "a FIFO, not a regular file" "the error names the FIFO"
+    assert_false "no drop-in written" test -e "$t/ctd/conf.d/99-nvidia.toml"
+}
 
 test_doctor_finishes_on_fifos() {
     local t=$TEST_TMP/doctor
@@ -42,5 +74,6 @@ test_run_fails_fast_on_a_fifo_config() {
     assert_eq "" "$(ls -A "$STATE")" "no container state left"
 }
 
-run_tests test_doctor_finishes_on_fifos test_run_fails_fast_on_a_fifo_config
+run_tests test_configure_refuses_what_is_not_a_file test_doctor_finishes_on_fifos \
+    test_run_fails_fast_on_a_fifo_config
 e2e_finish
