@@ -9,10 +9,18 @@
 #  - `doctor` with a FIFO as daemon.json, containerd's config or the runtime's own config
 #    reports each as an error finding and finishes (it hung);
 #  - a FIFO as the runtime's config file makes `run` fail at once with the cause named, no
-#    container left (every create hung before).
+#    container left (every create hung before);
+#  - an image whose rootfs has links leading out where a CDI spec's steps write
+#    (/usr/lib -> a host dir by absolute path, /etc/ld.so.conf.d -> ../../..host dir,
+#    /etc/ld.so.cache -> a host file) gets the spec's mount, SONAME link, ld cache and
+#    ld.so.conf.d entry inside its rootfs only, whether our runtime does the steps in-process
+#    or Debian's runc runs them as the spec's createContainer hooks (as Podman does, LD_PRELOAD
+#    in the hooks' env); the host's files and dirs stay as they were.
 source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
 
+need_cmd gcc gcc
+need_cmd runc runc
 sim_host 1 ""
 # Commands that hung before must now end well within this.
 QUICK=20
@@ -74,6 +82,103 @@ test_run_fails_fast_on_a_fifo_config() {
     assert_eq "" "$(ls -A "$STATE")" "no container state left"
 }
 
+# --- CDI steps in an image whose links lead out -------------------------------------------
+
+GNU=/usr/lib/x86_64-linux-gnu
+SPECS=$TEST_TMP/cdi
+# The host's side: what an image's absolute links name.
+HOSTDIR=$TEST_TMP/hostdir
+HOSTCONFD=$TEST_TMP/hostconfd
+HOSTFILE=$TEST_TMP/hostfile
+host_view() { (cd "$TEST_TMP" && ls -lAR hostdir hostconfd && sha256sum hostfile) 2>&1; }
+
+# cdi_setup : a spec of example.com/x=a mounting libfoo.so.1 into $GNU, with our binary's hooks
+# for its SONAME link and the ld cache (the hooks' env has LD_PRELOAD: never honoured by us).
+cdi_setup() {
+    mkdir -p "$SPECS" "$HOSTDIR" "$HOSTCONFD"
+    echo "host file" >"$HOSTFILE"
+    gcc -shared -Wl,-soname,libfoo.so.1 -o "$TEST_TMP/libfoo.so.1" -x c - <<<'int foo(void) { return 1; }' ||
+        die "cannot build libfoo.so.1"
+    printf '[nvidia-container-runtime.modes.cdi]\nspec-dirs = ["%s"]\n' "$SPECS" >>"$NVIDIA_CTK_CONFIG_FILE_PATH"
+    python3 - "$SPECS/x.json" "$TEST_TMP/libfoo.so.1" "$(readlink -f "$RUNTIME")" "$GNU" <<'PY'
+import json, sys
+out, lib, rt, gnu = sys.argv[1:]
+def hook(*a):
+    return {"hookName": "createContainer", "path": rt, "args": ["nvidia-runtime", "hook", *a],
+            "env": ["LD_PRELOAD=/nonexistent-preload.so", "LD_LIBRARY_PATH=/tmp"]}
+json.dump({"cdiVersion": "0.6.0", "kind": "example.com/x",
+           "devices": [{"name": "a", "containerEdits": {"env": ["EXAMPLE_X=a"]}}],
+           "containerEdits": {
+               "mounts": [{"hostPath": lib, "containerPath": gnu + "/libfoo.so.1", "options": ["ro", "bind"]}],
+               "hooks": [hook("create-symlinks", "--link", "libfoo.so.1::" + gnu + "/libfoo.so"),
+                         hook("update-ldcache", "--folder", gnu)]}}, open(out, "w"))
+PY
+}
+
+# hostile_bundle DIR : a busybox bundle whose image links lead out of its rootfs.
+hostile_bundle() {
+    local r=$1/rootfs
+    make_busybox_rootfs "$r"
+    rm -rf "$r/usr/lib"
+    ln -s "$HOSTDIR" "$r/usr/lib"
+    ln -s "../../../../../../../../..$HOSTCONFD" "$r/etc/ld.so.conf.d"
+    ln -s "$HOSTFILE" "$r/etc/ld.so.cache"
+    touch "$r/etc/ld.so.conf"
+    # the same paths inside the rootfs, where the links resolve when followed inside it
+    mkdir -p "$r$HOSTDIR/x86_64-linux-gnu" "$r$HOSTCONFD"
+    echo "image's file" >"$r$HOSTFILE"
+    make_bundle "$1" sh -c "ls $GNU; cat /etc/ld.so.conf.d/*; cat /etc/ld.so.cache"
+}
+
+# check_inside LABEL ROOTFS : what the container printed, and where the steps wrote.
+check_inside() {
+    local label=$1 r=$2
+    assert_rc 0 "$label: the container runs"
+    assert_contains "$OUT" "libfoo.so.1" "$label: the spec's library is in the image's library dir"
+    assert_contains "$OUT" "image's file" "$label: /etc/ld.so.cache is still the image's link, not written through"
+    assert_true "$label: the SONAME link was made inside the rootfs" test -L "$r$HOSTDIR/x86_64-linux-gnu/libfoo.so"
+    assert_eq "$HOST_BEFORE" "$(host_view)" "$label: the host's dirs and file are as they were"
+}
+
+test_cdi_steps_stay_in_the_rootfs() {
+    cdi_setup
+    HOST_BEFORE=$(host_view)
+
+    local b=$TEST_TMP/steps-ours
+    hostile_bundle "$b"
+    bundle_set "$b" 'c["annotations"] = {"cdi.k8s.io/x": "example.com/x=a"}'
+    cd "$b"
+    capture rt run steps-ours </dev/null
+    check_inside "our runtime" "$b/rootfs"
+
+    # As Podman hands the spec to runc: the mount and the hooks in config.json.
+    b=$TEST_TMP/steps-runc
+    hostile_bundle "$b"
+    bundle_set "$b" '
+import json
+e = json.load(open("'"$SPECS"'/x.json"))["containerEdits"]
+c["mounts"] += [{"destination": m["containerPath"], "type": "bind", "source": m["hostPath"], "options": m["options"]} for m in e["mounts"]]
+c["hooks"] = {"createContainer": [{"path": h["path"], "args": h["args"], "env": h["env"]} for h in e["hooks"]]}'
+    cd "$b"
+    capture timeout -k 5 "$E2E_TIMEOUT" runc --root "$STATE/runc" run steps-runc </dev/null
+    check_inside "runc with our hooks" "$b/rootfs"
+    rm -rf "$STATE/runc"
+
+    # With a regular ld.so.cache, the cache and the ld.so.conf.d entry are written, inside.
+    b=$TEST_TMP/steps-cache
+    hostile_bundle "$b"
+    rm "$b/rootfs/etc/ld.so.cache"
+    bundle_set "$b" 'c["annotations"] = {"cdi.k8s.io/x": "example.com/x=a"}
+c["process"]["args"] = ["sh", "-c", "cat /etc/ld.so.conf.d/*; grep -c libfoo.so /etc/ld.so.cache"]'
+    cd "$b"
+    capture rt run steps-cache </dev/null
+    assert_rc 0 "cache: the container runs"
+    assert_contains "$OUT" "$GNU" "cache: the container sees the ld.so.conf.d entry"
+    assert_true "cache: the ld.so.conf.d entry was written inside the rootfs" test -f "$b/rootfs$HOSTCONFD/00-nvidia-runtime.conf"
+    assert_true "cache: the cache was written inside the rootfs" test -f "$b/rootfs/etc/ld.so.cache"
+    assert_eq "$HOST_BEFORE" "$(host_view)" "cache: the host's dirs and file are as they were"
+}
+
 run_tests test_configure_refuses_what_is_not_a_file test_doctor_finishes_on_fifos \
-    test_run_fails_fast_on_a_fifo_config
+    test_run_fails_fast_on_a_fifo_config test_cdi_steps_stay_in_the_rootfs
 e2e_finish
