@@ -292,12 +292,10 @@ fn malformed(ids: &Ids, path: &Path, why: &str) -> Finding {
 }
 
 /// Reads a config file; `Ok(None)` when it does not exist.
+/// A FIFO or a device there is refused, never waited on (see [`inject::textfile`]).
 fn read(path: &Path) -> Result<Option<String>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read it: {e}")),
-    }
+    inject::textfile::read_text(path, inject::textfile::MAX_CONFIG_BYTES)
+        .map_err(|e| format!("cannot read it: {e}"))
 }
 
 /// Docker: `runtimes.<name>.path` (or `.options.BinaryName` of a `runtimeType` entry), `exec-opts` `native.cgroupdriver=`; the default cgroup

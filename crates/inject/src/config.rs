@@ -486,8 +486,9 @@ impl Config {
         let path = named
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
+        // A FIFO or a device named here would hang or flood every create.
+        match crate::textfile::read_text(&path, crate::textfile::MAX_CONFIG_BYTES) {
+            Ok(Some(text)) => {
                 let Parsed {
                     mut config,
                     load_kmods,
@@ -496,12 +497,8 @@ impl Config {
                 config.check_modules(&path, load_kmods);
                 Ok(config)
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && explicit => {
-                Err(ConfigError::Missing { path })
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Self::default().with_default_dev_root(None))
-            }
+            Ok(None) if explicit => Err(ConfigError::Missing { path }),
+            Ok(None) => Ok(Self::default().with_default_dev_root(None)),
             Err(source) => Err(ConfigError::Read { path, source }),
         }
     }

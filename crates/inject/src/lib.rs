@@ -24,6 +24,7 @@ pub mod request;
 pub mod require;
 pub mod rootfs;
 pub mod steps;
+pub mod textfile;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -529,17 +529,12 @@ fn crio(args: &Configure, binary: &str, report: &mut Report) -> Result<()> {
 
 // --- files -------------------------------------------------------------------------------
 
+/// A config's text; a FIFO, device or directory at `path` is refused, never waited on, and never
+/// replaced by the write that follows (`daemon.json -> /dev/null` would have made `/dev/null` a
+/// regular file).
 fn read_optional(path: &Path) -> Result<Option<String>> {
-    match fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
-            anyhow::anyhow!(
-                "{} is not UTF-8 text, so not a config: nothing was changed",
-                path.display()
-            )
-        }),
-        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
-    }
+    inject::textfile::read_text(path, inject::textfile::MAX_CONFIG_BYTES)
+        .with_context(|| format!("cannot read {} (nothing was changed)", path.display()))
 }
 
 fn absolute(path: PathBuf) -> Result<PathBuf> {
@@ -573,6 +568,13 @@ fn write_atomic(path: &Path, content: &str, backup: bool) -> Result<Option<PathB
     let dir = target.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let previous = fs::metadata(&target).ok();
+    if previous.as_ref().is_some_and(|m| !m.is_file()) {
+        // rename(2) would replace a device node or FIFO with our file
+        bail!(
+            "{} is not a regular file: nothing was written",
+            target.display()
+        );
+    }
 
     let backup_path = match (&previous, backup) {
         (Some(meta), true) => {
