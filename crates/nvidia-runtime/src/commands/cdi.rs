@@ -74,7 +74,8 @@ pub struct Generate {
 
 #[derive(clap::Args, Debug)]
 pub struct List {
-    /// a spec dir, lowest priority first (repeatable); default /etc/cdi then /var/run/cdi
+    /// a spec dir, lowest priority first (repeatable); default: the config's
+    /// `[nvidia-container-runtime.modes.cdi] spec-dirs` (/etc/cdi then /var/run/cdi)
     #[arg(long = "spec-dir")]
     pub spec_dirs: Vec<PathBuf>,
 }
@@ -185,6 +186,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
             .create_new(true)
             .mode(0o644)
             .open(&tmp)?;
+        // engines that read it without root (rootless Podman) need it readable, whatever the
+        // caller's umask took from the mode above
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -198,8 +202,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn list(args: List) -> Result<u8> {
+    // Where the runtime itself looks: the config's spec-dirs (CDI's defaults when unset).
     let dirs: Vec<PathBuf> = if args.spec_dirs.is_empty() {
-        cdi::DEFAULT_SPEC_DIRS.iter().map(PathBuf::from).collect()
+        Config::load()?.cdi_spec_dirs
     } else {
         args.spec_dirs
     };
