@@ -252,8 +252,11 @@ test_nvidia_spec_by_annotation_and_mount() {
 
 test_generated_spec() {
     rm -f "$SPECS"/* "$RUNSPECS"/*
-    capture "$RUNTIME" cdi generate --output "$RUNSPECS/nvidia.yaml"
+    capture bash -c 'umask 077 && exec "$@"' _ "$RUNTIME" cdi generate --output "$RUNSPECS/nvidia.yaml"
     assert_rc 0 "nvidia-runtime cdi generate --output …/nvidia.yaml: writes the host's spec"
+    assert_eq 644 "$(stat -c %a "$RUNSPECS/nvidia.yaml")" "…readable by all (0644) under umask 077"
+    capture "$RUNTIME" cdi list
+    assert_contains "$OUT" "nvidia.com/gpu=all" "cdi list without --spec-dir reads the config's spec-dirs"
     bundle generated
     bundle_set "$B" 'c["annotations"] = {"cdi.k8s.io/gpu": "nvidia.com/gpu=2"}'
     in_ctr 'ls /dev/nvidia[0-9]*; readlink '"$GNU"'/libcuda.so.1; grep -c nvsim-libcuda '"$GNU"'/libcuda.so.1; grep -c libcuda.so.1 /etc/ld.so.cache; echo "$NVIDIA_VISIBLE_DEVICES"'
