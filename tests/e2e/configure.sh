@@ -146,6 +146,19 @@ test_docker_foreign_hook() {
     assert_false "…and the daemon.json it created is gone" test -e "$dir/daemon.json"
 }
 
+test_docker_relative_hook_link_is_kept() {
+    # as the Debian package makes it: a relative link beside the binary
+    local dir=$TEST_TMP/docker-relative hook target
+    mkdir -p "$dir/hook"
+    hook=$dir/hook/$HOOK
+    target=$(realpath --relative-to="$dir/hook" "$RUNTIME")
+    ln -s "$target" "$hook"
+    capture cfg docker --config "$dir/daemon.json" --hook-dir "$dir/hook"
+    assert_rc 0 "configure docker with a relative link of ours already there: rc 0"
+    assert_eq "$target" "$(readlink "$hook")" "…the link is left as it was"
+    assert_not_contains "$OUT$ERR" "$hook: link to" "…and not reported as a change"
+}
+
 # --- docker: dockerd on the written file ---------------------------------------------------
 
 HOOKBIN=$TEST_TMP/hookbin
@@ -384,7 +397,7 @@ EOF
     assert_eq "10-crio.conf" "$(ls -A "$dir/crio.conf.d")" "…deletes the drop-in only (no backup for CRI-O to read)"
 }
 
-run_tests test_docker_files test_docker_malformed test_docker_foreign_hook
+run_tests test_docker_files test_docker_malformed test_docker_foreign_hook test_docker_relative_hook_link_is_kept
 
 DOCKERD_TESTS=(test_dockerd_runtime_flag test_dockerd_default_runtime)
 if [[ -z $E2E_FILTER ]] || printf '%s\n' "${DOCKERD_TESTS[@]}" | grep -qE -- "$E2E_FILTER"; then

@@ -103,6 +103,11 @@ test_install_on_a_clean_debian() {
     assert_true "zsh completion" test -s "$R/usr/share/zsh/vendor-completions/_nvidia-runtime"
     assert_true "fish completion" test -s "$R/usr/share/fish/vendor_completions.d/nvidia-runtime.fish"
     assert_true "the user guide" test -s "$R/usr/share/doc/nvidia-runtime/user-guide.md.gz"
+    # and every page it links to
+    local page
+    for page in $(grep -o '([a-z-]*\.md' "$REPO/docs/user-guide.md" | tr -d '(' | sort -u); do
+        assert_true "…and $page, which it links to" test -s "$R/usr/share/doc/nvidia-runtime/$page.gz"
+    done
     assert_true "the copyright file" test -s "$R/usr/share/doc/nvidia-runtime/copyright"
     assert_eq "$(cat "$REPO/packaging/config.toml")" "$(cat "$R$CONFIG" 2>&1)" \
         "the commented default config is installed where there was none"

@@ -270,7 +270,12 @@ fn make_hook_link(args: &Configure, binary: &str, report: &mut Report) -> Result
         }
         return Ok(());
     }
-    if fs::read_link(&link).ok().as_deref() == Some(Path::new(binary)) {
+    // Any link that leads to this binary will do, the package's relative one included.
+    let leads_to_us = fs::read_link(&link)
+        .ok()
+        .and_then(|target| fs::canonicalize(dir.join(target)).ok())
+        .is_some_and(|resolved| resolved == Path::new(binary));
+    if leads_to_us {
         report.unchanged(format!("{} -> {binary}", link.display()));
         return Ok(());
     }
