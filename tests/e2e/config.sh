@@ -217,7 +217,21 @@ test_a_malformed_file_is_refused_with_its_line() {
     assert_contains "$LAST_ERROR" "key disable-require" "…so does the log's last error line"
 }
 
-run_tests \
+test_no_driver_names_where_it_looked_and_which_config_said_so() {
+    local cfg=$TEST_TMP/nodriver.toml empty=$TEST_TMP/no-driver-here log=$TEST_TMP/nodriver.log
+    mkdir -p "$empty"
+    printf '[nvidia-container-cli]\nroot = "%s"\n[nvidia-runtime]\nproc-root = "%s"\n' "$empty" "$empty" >"$cfg"
+    : >"$log"
+    bundle nodriver NVIDIA_VISIBLE_DEVICES=all
+    rt_logged "$cfg" "$log" run nodriver
+    assert_rc_nonzero "a host without the driver: run fails"
+    assert_contains "$ERR" "driver root $empty, proc root $empty (from $cfg, named by NVIDIA_CTK_CONFIG_FILE_PATH)" \
+        "…naming the roots and the config file that set them"
+    assert_contains "$ERR" "no NVIDIA driver" "…and the cause"
+    assert_eq "" "$(ls -A "$STATE")" "…no state left"
+}
+
+run_tests test_no_driver_names_where_it_looked_and_which_config_said_so \
     test_unsupported_and_unknown_keys_warn_once_and_the_container_is_created \
     test_nvidias_stock_file_is_quiet test_a_malformed_file_is_refused_with_its_line
 e2e_finish

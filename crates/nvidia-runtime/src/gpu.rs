@@ -75,7 +75,17 @@ pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
     if !crate::protect::is_sealed() {
         report_config(config);
     }
-    let outcome = inject::inject_bundle(bundle, config)?;
+    let outcome = inject::inject_bundle(bundle, config).map_err(|err| match err {
+        // Where the driver was looked for, and who said so: a runtime started by an engine
+        // whose environment lacks the config variable reads the defaults instead.
+        inject::InjectError::Inventory(_) => anyhow!(err).context(format!(
+            "driver root {}, proc root {} ({})",
+            config.driver_root.display(),
+            config.proc_root.display(),
+            config_source()
+        )),
+        other => anyhow!(other),
+    })?;
     match &outcome {
         inject::Outcome::Rewritten {
             summary, timings, ..
@@ -107,4 +117,14 @@ pub fn configured_log_level() -> Option<String> {
         .as_ref()
         .ok()
         .and_then(|config| config.log_level.clone())
+}
+
+/// Which config file the runtime read, in words, for errors about what it says.
+fn config_source() -> String {
+    use inject::config::{DEFAULT_PATH, PATH_ENV};
+    match std::env::var_os(PATH_ENV).filter(|path| !path.is_empty()) {
+        Some(path) => format!("from {}, named by {PATH_ENV}", Path::new(&path).display()),
+        None if Path::new(DEFAULT_PATH).exists() => format!("from {DEFAULT_PATH}"),
+        None => format!("defaults: there is no {DEFAULT_PATH} and {PATH_ENV} is not set"),
+    }
 }
