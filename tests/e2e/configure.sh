@@ -318,6 +318,21 @@ test_containerd_cri_pod() {
     assert_rc 0 "…RemovePodSandbox: rc 0"
 }
 
+test_containerd_drop_in_beside_its_config() {
+    local dir=$TEST_TMP/ctd-beside
+    mkdir -p "$dir"
+    printf 'version = 2\n' >"$dir/config.toml"
+    cp "$dir/config.toml" "$dir/config.orig"
+    capture cfg containerd --config "$dir/config.toml"
+    assert_rc 0 "configure containerd --config DIR/config.toml (no --drop-in-dir): rc 0"
+    assert_true "…the drop-in goes to DIR/conf.d, beside that config" test -f "$dir/conf.d/99-nvidia.toml"
+    assert_contains "$(cat "$dir/config.toml")" "$dir/conf.d/99-nvidia.toml" "…and the config imports it"
+    capture cfg containerd --config "$dir/config.toml" --remove
+    assert_rc 0 "--remove with the same --config: rc 0"
+    assert_false "…finds and removes that drop-in" test -e "$dir/conf.d/99-nvidia.toml"
+    assert_true "…and the config is as it was" cmp "$dir/config.orig" "$dir/config.toml"
+}
+
 test_containerd_remove() {
     capture cfg containerd --config "$C_DIR/config.toml" --drop-in-dir "$C_DIR/conf.d" --remove
     assert_rc 0 "configure containerd --remove: rc 0"
@@ -421,5 +436,5 @@ if [[ -f $C_DIR/conf.d/99-nvidia.toml ]]; then
     run_tests test_containerd_running test_containerd_cri_pod
     stop_containerd "$C"
 fi
-run_tests test_containerd_remove test_containerd_v3_and_malformed test_crio
+run_tests test_containerd_remove test_containerd_drop_in_beside_its_config test_containerd_v3_and_malformed test_crio
 e2e_finish

@@ -72,8 +72,9 @@ pub struct Configure {
     /// /etc/crio/crio.conf]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// where the drop-in file 99-nvidia.toml goes (containerd, CRI-O) [default:
-    /// /etc/containerd/conf.d, /etc/crio/crio.conf.d]
+    /// where the drop-in file 99-nvidia.toml goes (containerd, CRI-O) [default: conf.d
+    /// (containerd) or crio.conf.d (CRI-O) beside the main config: /etc/containerd/conf.d,
+    /// /etc/crio/crio.conf.d]
     #[arg(long, value_name = "DIR")]
     pub drop_in_dir: Option<PathBuf>,
     /// print the resulting files on stdout and change nothing
@@ -322,6 +323,12 @@ fn remove_hook_link(args: &Configure, binary: &str, report: &mut Report) -> Resu
 
 // --- containerd --------------------------------------------------------------------------
 
+/// The drop-in dir that belongs with a main config: `name` in the same dir, so that a
+/// `--config` elsewhere keeps its drop-in (and `--remove` finds it) there too.
+fn beside(main_path: &Path, name: &str) -> PathBuf {
+    main_path.parent().unwrap_or(Path::new("/")).join(name)
+}
+
 fn containerd(args: &Configure, binary: &str, report: &mut Report) -> Result<()> {
     let main_path = absolute(
         args.config
@@ -331,7 +338,7 @@ fn containerd(args: &Configure, binary: &str, report: &mut Report) -> Result<()>
     let drop_dir = absolute(
         args.drop_in_dir
             .clone()
-            .unwrap_or_else(|| PathBuf::from("/etc/containerd/conf.d")),
+            .unwrap_or_else(|| beside(&main_path, "conf.d")),
     )?;
     let drop_path = drop_dir.join(DROP_IN_NAME);
     let main_text = read_optional(&main_path)?;
@@ -460,7 +467,7 @@ fn crio(args: &Configure, binary: &str, report: &mut Report) -> Result<()> {
     let drop_dir = args
         .drop_in_dir
         .clone()
-        .unwrap_or_else(|| PathBuf::from("/etc/crio/crio.conf.d"));
+        .unwrap_or_else(|| beside(&main_path, "crio.conf.d"));
     let drop_path = drop_dir.join(DROP_IN_NAME);
     let existing = read_optional(&drop_path)?;
     let ours = existing.as_deref().is_none_or(crio::is_ours);
