@@ -443,7 +443,7 @@ test_stale_specs_are_refused() {
     assert_contains "$ERR" "$SPECS/nvidia.json" "…the error names the spec file"
     assert_contains "$ERR" "570.86.10" "…the spec's driver version"
     assert_contains "$ERR" "$VERSION" "…and the loaded one"
-    assert_contains "$ERR" "nvidia-runtime cdi refresh" "…and the fix"
+    assert_contains "$ERR" "nvidia-runtime cdi refresh --output $SPECS/nvidia.json" "…and the fix, for that file"
 
     nvidia_spec "$SPECS/nvidia.json"
     python3 - "$SPECS/nvidia.json" <<'EOF'

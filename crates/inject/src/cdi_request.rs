@@ -38,7 +38,7 @@ pub enum CdiError {
     Stale {
         spec: PathBuf,
         problems: String,
-        fix: &'static str,
+        fix: String,
     },
     #[error(
         "config.json was edited from a CDI spec generated for NVIDIA driver {spec_version}, but \
@@ -200,9 +200,12 @@ pub fn check_fresh(
             spec: path.clone(),
             problems: problems.join(", "),
             fix: if ours {
-                "run `nvidia-runtime cdi refresh` to generate it anew"
+                format!(
+                    "run `nvidia-runtime cdi refresh --output {}` to generate it anew",
+                    path.display()
+                )
             } else {
-                "generate it anew with its vendor's tool, or remove it"
+                "generate it anew with its vendor's tool, or remove it".to_owned()
             },
         });
     }
