@@ -177,9 +177,10 @@ pub fn config_loaded(
             Finding::new(
                 ids::CONFIG_IGNORED_KEY,
                 Severity::Warning,
-                format!("runtime config {source}: {warning}"),
+                // each warning names its file already
+                warning.to_string(),
             )
-            .fix("correct the key's name or remove it (every key is in the configuration reference); a misspelt key silently keeps its default"),
+            .fix("a misspelt key: correct its name (a misspelt key keeps its default); a setting not supported here: remove it, or see what happens instead in the configuration reference"),
         );
     }
     findings
