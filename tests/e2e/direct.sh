@@ -514,9 +514,27 @@ test_list() {
     gone list-a
 }
 
+test_missing_executable_is_one_error() {
+    make_bundle "$TEST_TMP/noexe" /no/such/program
+    local log=$TEST_TMP/noexe.json
+    capture bash -c 'cd "$1" && shift && exec "$@" </dev/null' _ "$TEST_TMP/noexe" \
+        timeout -k 5 "$E2E_TIMEOUT" "$RUNTIME" --root "$STATE" --log "$log" --log-format json run noexe
+    assert_rc 1 "run of a program the image lacks: rc 1"
+    assert_contains "$ERR" "/no/such/program" "…stderr names the program"
+    assert_eq 1 "$(grep -c . <<<"$ERR")" "…in one line"
+    assert_eq 1 "$(grep -c '"level":"error"' "$log")" "…the log has one error line"
+    assert_contains "$(grep '"level":"error"' "$log")" "no such file or directory" "…with the cause"
+    capture bash -c 'cd "$1" && shift && exec "$@" </dev/null' _ "$TEST_TMP/noexe" \
+        timeout -k 5 "$E2E_TIMEOUT" "$RUNTIME" --root "$STATE" run noexe
+    assert_rc 1 "…without --log: rc 1"
+    assert_eq 1 "$(grep -c 'level=error' <<<"$ERR")" "…one error line on stderr"
+    assert_eq "" "$(ls -A "$STATE")" "…no state left"
+}
+
 run_tests \
     test_lifecycle test_exec test_kill_signal_names test_kill_all \
     test_run_exit_code test_run_terminal test_run_killed_by_signal test_run_forwards_term test_run_detach \
     test_readonly_rootfs test_duplicate_id test_missing_container test_delete_force_running \
-    test_update_resources test_features test_spec test_global_flags test_list
+    test_update_resources test_features test_spec test_global_flags test_list \
+    test_missing_executable_is_one_error
 e2e_finish
