@@ -529,6 +529,17 @@ test_missing_executable_is_one_error() {
     assert_rc 1 "…without --log: rc 1"
     assert_eq 1 "$(grep -c 'level=error' <<<"$ERR")" "…one error line on stderr"
     assert_eq "" "$(ls -A "$STATE")" "…no state left"
+
+    # a program that exists but cannot be exec'd (a dynamic one, and the image has no loader):
+    # this fails after start, where only the container's stderr is left to say so (as runc)
+    make_bundle "$TEST_TMP/noloader" /dyn
+    cp /usr/bin/env "$TEST_TMP/noloader/rootfs/dyn"
+    rm -f "$TEST_TMP/noloader/rootfs/lib64/ld-linux-x86-64.so.2"
+    capture bash -c 'cd "$1" && shift && exec "$@" </dev/null' _ "$TEST_TMP/noloader" \
+        timeout -k 5 "$E2E_TIMEOUT" "$RUNTIME" --root "$STATE" run noloader
+    assert_rc 1 "run of a dynamic program without its loader: exit status 1 (runc's init's)"
+    assert_contains "$ERR" "exec /dyn: no such file or directory" "…and runc's sentence on the container's stderr"
+    assert_eq "" "$(ls -A "$STATE")" "…no state left"
 }
 
 run_tests \

@@ -2,6 +2,8 @@
 //! Docker turns an error containing "no such file or directory" or "executable file not
 //! found" into exit code 127, and users know runc's sentence; libcontainer says it otherwise.
 
+use std::ffi::CString;
+
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
@@ -11,7 +13,26 @@ pub struct RuncWordingExecutor;
 
 impl Executor for RuncWordingExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        DefaultExecutor {}.exec(spec)
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .filter(|args| !args.is_empty())
+            .ok_or(ExecutorError::InvalidArg)?;
+        let argv: Vec<CString> = args
+            .iter()
+            .map(|arg| CString::new(arg.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
+            .collect::<Result<_, _>>()?;
+        // As libcontainer's default executor (the environment is already the process's), with
+        // runc's sentence when it fails: `exec /app: no such file or directory` (its loader is
+        // missing), `exec /app: exec format error` (another architecture).
+        let err = match nix::unistd::execvp(&argv[0], &argv) {
+            Err(err) => err,
+            Ok(never) => match never {},
+        };
+        Err(ExecutorError::Execution(
+            runc_exec_failed_message(&args[0], err).into(),
+        ))
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
@@ -35,6 +56,10 @@ impl Executor for RuncWordingExecutor {
     }
 }
 
+fn runc_exec_failed_message(program: &str, errno: nix::errno::Errno) -> String {
+    format!("exec {program}: {}", errno.desc().to_lowercase())
+}
+
 fn runc_not_found_message(program: &str) -> String {
     if program.contains('/') {
         format!("exec: {program:?}: stat {program}: no such file or directory")
@@ -56,6 +81,10 @@ mod tests {
         assert_eq!(
             runc_not_found_message("nope"),
             "exec: \"nope\": executable file not found in $PATH"
+        );
+        assert_eq!(
+            runc_exec_failed_message("/app", nix::errno::Errno::ENOEXEC),
+            "exec /app: exec format error"
         );
     }
 }

@@ -184,6 +184,14 @@ pub fn container_intermediate_process(
                     tracing::error!("failed to initialize container process: {e}");
                     if let Err(err) = init_main_sender.exec_failed(e.clone()) {
                         tracing::error!(?err, "failed sending error to main sender");
+                        // Past `start` nobody listens on the channel any more (a payload that
+                        // cannot be exec'd: a missing loader, a wrong architecture). As runc's
+                        // init: the error on the container's stderr, exit status 1, instead of
+                        // a silent 255.
+                        if matches!(args.container_type, ContainerType::InitContainer) {
+                            let _ = write(std::io::stderr(), format!("{e}\n").as_bytes());
+                            return 1;
+                        }
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {
                         let buf = format!("{e}");
