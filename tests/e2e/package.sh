@@ -97,6 +97,14 @@ test_install_on_a_clean_debian() {
     assert_rc_nonzero "…and no package owns it (postinst made it; NVIDIA's package may own that path)"
     assert_true "man page nvidia-runtime(8)" test -s "$R/usr/share/man/man8/nvidia-runtime.8.gz"
     assert_true "man page nvidia-runtime-create(8)" test -s "$R/usr/share/man/man8/nvidia-runtime-create.8.gz"
+    assert_true "man page of a nested command, nvidia-runtime-cdi-generate(8)" \
+        test -s "$R/usr/share/man/man8/nvidia-runtime-cdi-generate.8.gz"
+    local man_refs missing=""
+    man_refs=$(gzip -dc "$R"/usr/share/man/man8/*.8.gz | grep -o 'nvidia\\?-runtime[a-z\\-]*(8)' | tr -d '\\' | sort -u)
+    for ref in $man_refs; do
+        [[ -s $R/usr/share/man/man8/${ref%(8)}.8.gz ]] || missing+=" $ref"
+    done
+    assert_eq "" "$missing" "…and every page a page refers to exists"
     assert_eq ".TH nvidia-runtime 8" "$(gzip -dc "$R/usr/share/man/man8/nvidia-runtime.8.gz" | grep -m1 '^\.TH' | cut -d' ' -f1-3)" \
         "the man page is roff, section 8"
     assert_true "bash completion" test -s "$R/usr/share/bash-completion/completions/nvidia-runtime"

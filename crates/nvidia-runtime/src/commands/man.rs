@@ -1,5 +1,5 @@
 //! `man DIR` (hidden, for packaging): writes the man pages, `nvidia-runtime.8` and one
-//! `nvidia-runtime-<command>.8` per visible subcommand, made by clap_mangen from the same
+//! `nvidia-runtime-<command>[-<subcommand>].8` per visible subcommand at any depth, made by clap_mangen from the same
 //! definition that parses argv. Section 8, as runc's: these are commands for the administrator.
 
 use std::path::{Path, PathBuf};
@@ -19,18 +19,34 @@ pub struct Args {
 pub fn man(args: Args) -> Result<u8> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let mut top = crate::cli::command();
-    // Usage lines and the help of subcommands are only complete once the whole tree is built.
+    // No `help` pseudo-subcommands: they would be listed under SEE ALSO without a page.
+    let mut top = without_help_subcommands(crate::cli::command());
+    // Usage lines and the help of subcommands are only complete once the whole tree is built
+    // (building names each subcommand "nvidia-runtime-<name>[-<name>]", the name of its page).
     top.build();
-    write_page(&args.dir, top.clone())?;
-    // (building named each subcommand "nvidia-runtime-<name>", the name of its page)
-    for sub in top
-        .get_subcommands()
-        .filter(|sub| !sub.is_hide_set() && sub.get_name() != "help")
-    {
-        write_page(&args.dir, sub.clone())?;
-    }
+    write_pages(&args.dir, &top)?;
     Ok(0)
+}
+
+/// The page of `cmd` and of every visible subcommand at any depth (`cdi generate` too).
+fn write_pages(dir: &Path, cmd: &clap::Command) -> Result<()> {
+    write_page(dir, cmd.clone())?;
+    for sub in cmd.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        write_pages(dir, sub)?;
+    }
+    Ok(())
+}
+
+fn without_help_subcommands(cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    names
+        .iter()
+        .fold(cmd.disable_help_subcommand(true), |cmd, name| {
+            cmd.mut_subcommand(name, without_help_subcommands)
+        })
 }
 
 fn write_page(dir: &Path, cmd: clap::Command) -> Result<()> {
