@@ -274,6 +274,10 @@ test_trial_container() {
     assert_rc 1 "--trial without /dev/nvidiactl: exit 1"
     assert_finding trial.failed error
     assert_contains "$(field_of trial.failed message)" "no /dev/nvidiactl in the container" "the cause is named"
+    doctor --json --trial --busybox "$TEST_TMP/no-busybox-here"
+    assert_rc 1 "--trial --busybox MISSING: exit 1"
+    assert_contains "$(field_of trial.failed message)" "$TEST_TMP/no-busybox-here is not a file" "…naming the path given"
+    assert_contains "$(field_of trial.failed fix)" "--busybox" "…and the fix"
     # shellcheck disable=SC2086
     assert_eq "" "$(ls -d $leftovers 2>/dev/null)" "no cgroup or temp dir left behind"
     assert_eq "" "$(pgrep -f 'nvidia-runtime-doctor-[0-9]' || true)" "no runtime or container process left behind"

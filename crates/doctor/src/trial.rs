@@ -94,6 +94,14 @@ pub fn run(runtime: &Path, busybox: Option<&Path>, gpus: usize, timeout: Duratio
         )
         .fix("install one (`apt-get install busybox-static`) and run `nvidia-runtime doctor --trial` again");
     };
+    if !busybox.is_file() {
+        return Finding::new(
+            ids::TRIAL_FAILED,
+            Severity::Error,
+            format!("no trial container: {} is not a file", busybox.display()),
+        )
+        .fix("give --busybox a statically linked busybox (`apt-get install busybox-static` puts one at /bin/busybox)");
+    }
     match attempt(runtime, busybox, gpus, timeout) {
         Ok(message) => Finding::new(ids::TRIAL_PASSED, Severity::Ok, message),
         Err(why) => Finding::new(
@@ -123,7 +131,9 @@ fn attempt(
         for d in ["bin", "dev", "proc", "sys", "tmp", "etc"] {
             std::fs::create_dir_all(rootfs.join(d))?;
         }
-        std::fs::copy(busybox, rootfs.join("bin/busybox"))?;
+        std::fs::copy(busybox, rootfs.join("bin/busybox")).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot copy {}: {e}", busybox.display()))
+        })?;
         std::fs::create_dir_all(&state)?;
         std::fs::write(
             bundle.join("config.json"),
