@@ -111,14 +111,13 @@ pub fn init(global: &liboci_cli::GlobalOpts) -> anyhow::Result<LogGuard> {
             .or_else(|| crate::gpu::configured_log_level().and_then(|l| l.parse().ok()))
             .unwrap_or(LevelFilter::WARN)
     };
-    // Below debug, nothing of libcontainer's own: it warns about every cgroup controller this
-    // host lacks, and logs each error at every level it passes through (a missing executable
-    // gave four lines), while the error it returns reaches the user once, whole, as the last
-    // line (`LogGuard::report_fatal`).
+    // libcontainer warns about every cgroup controller this host lacks; below debug, only its
+    // errors are worth a line in the log containerd shows. (They repeat what the final error
+    // says, but some name what the error it returns does not, such as a namespace path.)
     let others = if level >= LevelFilter::DEBUG {
         level
     } else {
-        LevelFilter::OFF
+        LevelFilter::ERROR
     };
     let filter = Targets::new()
         .with_default(others)
