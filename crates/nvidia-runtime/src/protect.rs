@@ -89,7 +89,12 @@ fn open_on_read_only_overlay() -> Result<OwnedFd> {
     let mut lowerdir = dir.as_os_str().to_owned();
     lowerdir.push("::");
     lowerdir.push(data);
-    if lowerdir.as_bytes().iter().any(|b| matches!(b, b',' | b'\\')) || dir.as_os_str().as_bytes().contains(&b':') {
+    if lowerdir
+        .as_bytes()
+        .iter()
+        .any(|b| matches!(b, b',' | b'\\'))
+        || dir.as_os_str().as_bytes().contains(&b':')
+    {
         bail!("overlayfs cannot name {}", dir.display());
     }
     let lowerdir = CString::new(lowerdir.as_bytes()).context("a NUL in the binary's path")?;
@@ -159,9 +164,16 @@ fn open_on_read_only_overlay() -> Result<OwnedFd> {
         "open the binary on the overlay",
     )?;
     let file = std::fs::File::from(file);
-    let seen = file.metadata().context("cannot stat the binary on the overlay")?;
+    let seen = file
+        .metadata()
+        .context("cannot stat the binary on the overlay")?;
     if (seen.ino(), seen.size(), seen.mtime(), seen.mtime_nsec())
-        != (running.ino(), running.size(), running.mtime(), running.mtime_nsec())
+        != (
+            running.ino(),
+            running.size(),
+            running.mtime(),
+            running.mtime_nsec(),
+        )
     {
         bail!("{} is not the running binary any more", exe.display());
     }
@@ -230,7 +242,8 @@ pub fn reexec_sealed<T>(
         }
     }
     let copier = std::thread::spawn(|| -> Result<pentacle::SealedCommand> {
-        let mut exe = std::fs::File::open("/proc/self/exe").context("cannot open /proc/self/exe")?;
+        let mut exe =
+            std::fs::File::open("/proc/self/exe").context("cannot open /proc/self/exe")?;
         pentacle::SealedCommand::new(&mut exe).context("cannot make a sealed copy of the binary")
     });
     let done = match meanwhile() {

@@ -145,7 +145,10 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         match fork::container_clone_into_cgroup(&mut cb, container_args.as_sibling, dir.as_fd()) {
             Ok(pid) => Some(pid),
             Err(err) => {
-                tracing::debug!(?err, "clone3(CLONE_INTO_CGROUP) failed: moving the process instead");
+                tracing::debug!(
+                    ?err,
+                    "clone3(CLONE_INTO_CGROUP) failed: moving the process instead"
+                );
                 placed_in_cgroup.set(false);
                 None
             }
