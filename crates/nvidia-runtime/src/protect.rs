@@ -1,20 +1,27 @@
 //! CVE-2019-5736: a container must never get a writable handle on this binary through
-//! `/proc/<pid>/exe`. `create`, `run` and `exec` re-exec once from a sealed memfd copy
-//! (`pentacle`, as youki does), so that handle is a sealed copy instead.
+//! `/proc/<pid>/exe`. `create`, `run` and `exec` re-exec once from a protected view of the
+//! binary, so that handle is on that view instead:
+//!
+//! - preferably the binary as seen through a private, detached, read-only overlayfs mount of
+//!   its directory (as runc >= 1.2 does): an overlay without an upper layer has a read-only
+//!   superblock, so no remount of any clone of that mount makes it writable, and nothing is
+//!   copied (Linux >= 6.5 for the data-only second layer it needs);
+//! - else a sealed memfd copy (`pentacle`, as youki does), made while this process does the
+//!   work that needs no container (the GPU injection of `create` and `run`).
 //!
 //! Why even a `create` in a fresh pid namespace needs it: our init process execs the
 //! container's entrypoint, and an image whose entrypoint is `#!/proc/self/exe` makes that
 //! execve re-run *this* binary inside the container, which can then keep an `O_PATH` handle
 //! to it and reopen it for writing once we exit. Only subcommands that never enter a
-//! container skip the copy.
-//!
-//! The copy (the whole binary into a memfd) is the longest step before libcontainer starts,
-//! so it runs on a second thread while this one does the work that needs no container:
-//! the GPU injection of `create` and `run`. The exec then replaces both threads.
+//! container skip the re-exec.
 
-use std::fs::File;
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::cli::Command;
 
@@ -27,21 +34,216 @@ pub fn needs_sealed_binary(command: &Command) -> bool {
     )
 }
 
-/// Whether this process already runs from the sealed copy.
+/// Whether this process already runs from a protected view of the binary: a sealed memfd, or
+/// a file on a read-only overlayfs (`fstatfs` magic and `ST_RDONLY` of `/proc/self/exe`), which
+/// cannot be written through that link.
 pub fn is_sealed() -> bool {
-    pentacle::is_sealed()
+    pentacle::is_sealed() || runs_from_read_only_overlay()
 }
 
-/// Re-execs this process's argv from a sealed copy of the binary. `meanwhile` runs while the
-/// copy is made, and what it did is found on disk by the sealed process. Returns
-/// only on failure: of `meanwhile` (its error), or of the copy or the exec (then `undo` is
-/// called with what `meanwhile` returned, since nobody else will act on it).
+const OVERLAYFS_SUPER_MAGIC: libc::c_long = 0x794c_7630;
+
+fn runs_from_read_only_overlay() -> bool {
+    let path = c"/proc/self/exe";
+    // SAFETY: both structs are plain data filled in by the kernel; path is NUL-terminated
+    unsafe {
+        let mut fs: libc::statfs = std::mem::zeroed();
+        let mut vfs: libc::statvfs = std::mem::zeroed();
+        libc::statfs(path.as_ptr(), &mut fs) == 0
+            && fs.f_type as libc::c_long == OVERLAYFS_SUPER_MAGIC
+            && libc::statvfs(path.as_ptr(), &mut vfs) == 0
+            && vfs.f_flag & libc::ST_RDONLY != 0
+    }
+}
+
+fn last_os_error(what: &str) -> anyhow::Error {
+    anyhow!(std::io::Error::last_os_error()).context(what.to_owned())
+}
+
+/// Opens this binary through a new private, detached, read-only overlayfs whose only visible
+/// layer is the binary's directory (`fsopen`/`fsconfig`/`fsmount`, Linux >= 5.2; the second,
+/// data-only layer that an overlay without an upper layer requires, `::`, Linux >= 6.5).
+/// The mount is in no namespace and disappears with the last process running from it.
+/// Errors (an older kernel, no overlayfs, a path overlayfs cannot name, a binary replaced
+/// since it started) mean: use the memfd copy.
+fn open_on_read_only_overlay() -> Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_RDONLY: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 4;
+
+    let exe = std::fs::read_link("/proc/self/exe").context("cannot read /proc/self/exe")?;
+    let running = std::fs::metadata("/proc/self/exe").context("cannot stat /proc/self/exe")?;
+    let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
+        bail!("{} has no directory", exe.display());
+    };
+    // the data-only layer only has to exist and not overlap the binary's directory
+    let data = ["/run", "/dev", "/tmp"]
+        .into_iter()
+        .map(Path::new)
+        .find(|d| d.is_dir() && !dir.starts_with(d) && !d.starts_with(dir))
+        .context("no directory for overlayfs's second layer")?;
+    let mut lowerdir = dir.as_os_str().to_owned();
+    lowerdir.push("::");
+    lowerdir.push(data);
+    if lowerdir
+        .as_bytes()
+        .iter()
+        .any(|b| matches!(b, b',' | b'\\'))
+        || dir.as_os_str().as_bytes().contains(&b':')
+    {
+        bail!("overlayfs cannot name {}", dir.display());
+    }
+    let lowerdir = CString::new(lowerdir.as_bytes()).context("a NUL in the binary's path")?;
+
+    let fd = |ret: libc::c_long, what: &str| -> Result<OwnedFd> {
+        if ret < 0 {
+            return Err(last_os_error(what));
+        }
+        // SAFETY: the kernel just returned this new fd, owned by nobody else
+        Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) })
+    };
+    // SAFETY (every syscall below): NUL-terminated strings and fds that live across the call
+    let fs = fd(
+        unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) },
+        "fsopen(overlay)",
+    )?;
+    let set = |key: &CStr, value: &CStr| unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    if set(c"lowerdir", &lowerdir) < 0 {
+        return Err(last_os_error("fsconfig(lowerdir)"));
+    }
+    // features that would only cost: inode numbers as the lower layer has them, no index
+    for (key, value) in [(c"xino", c"off"), (c"index", c"off"), (c"metacopy", c"off")] {
+        set(key, value);
+    }
+    let create = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if create < 0 {
+        return Err(last_os_error("fsconfig(create)"));
+    }
+    let mnt = fd(
+        unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                fs.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            )
+        },
+        "fsmount",
+    )?;
+    let name = CString::new(name.as_bytes()).context("a NUL in the binary's name")?;
+    let file = fd(
+        unsafe {
+            libc::openat(
+                mnt.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            )
+        } as libc::c_long,
+        "open the binary on the overlay",
+    )?;
+    let file = std::fs::File::from(file);
+    let seen = file
+        .metadata()
+        .context("cannot stat the binary on the overlay")?;
+    if (seen.ino(), seen.size(), seen.mtime(), seen.mtime_nsec())
+        != (
+            running.ino(),
+            running.size(),
+            running.mtime(),
+            running.mtime_nsec(),
+        )
+    {
+        bail!("{} is not the running binary any more", exe.display());
+    }
+    Ok(file.into())
+}
+
+/// `execveat(fd, "", AT_EMPTY_PATH)` with this process's argv and environment. Returns only
+/// on failure.
+fn exec_fd(exe: &OwnedFd) -> std::io::Error {
+    let cstrings = |items: Vec<std::ffi::OsString>| -> Vec<CString> {
+        items
+            .into_iter()
+            .filter_map(|s| CString::new(s.as_bytes()).ok())
+            .collect()
+    };
+    let args = cstrings(std::env::args_os().collect());
+    let env = cstrings(
+        std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push(OsStr::new("="));
+                kv.push(v);
+                kv
+            })
+            .collect(),
+    );
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|s| s.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|s| s.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: NUL-terminated arrays of NUL-terminated strings that outlive the call
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            exe.as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    std::io::Error::last_os_error()
+}
+
+/// Re-execs this process's argv from a protected view of the binary: the read-only overlay,
+/// or else a sealed copy. `meanwhile` runs before the exec (beside the copy, when one is
+/// made), and what it did is found on disk by the re-executed process. Returns only on
+/// failure: of `meanwhile` (its error), or of the copy or the exec (then `undo` is called with
+/// what `meanwhile` returned, since nobody else will act on it).
 pub fn reexec_sealed<T>(
     meanwhile: impl FnOnce() -> Result<T>,
     undo: impl FnOnce(T),
 ) -> anyhow::Error {
+    match open_on_read_only_overlay() {
+        Ok(exe) => {
+            let done = match meanwhile() {
+                Ok(prepared) => prepared,
+                Err(err) => return err,
+            };
+            let err = exec_fd(&exe);
+            undo(done);
+            return anyhow!(err).context("cannot re-exec from a read-only view of the binary");
+        }
+        Err(err) => {
+            tracing::debug!("no read-only overlay view of the binary ({err:#}): copying it");
+        }
+    }
     let copier = std::thread::spawn(|| -> Result<pentacle::SealedCommand> {
-        let mut exe = File::open("/proc/self/exe").context("cannot open /proc/self/exe")?;
+        let mut exe =
+            std::fs::File::open("/proc/self/exe").context("cannot open /proc/self/exe")?;
         pentacle::SealedCommand::new(&mut exe).context("cannot make a sealed copy of the binary")
     });
     let done = match meanwhile() {
