@@ -60,15 +60,6 @@ pub trait CgroupManager {
     /// Whether the cgroup exists (on cgroup v1: in any hierarchy).
     fn exists(&self) -> bool;
 
-    /// Makes the cgroup as `add_task` would, without moving any process into it, and returns
-    /// its directory opened for `clone3(CLONE_INTO_CGROUP)` (cgroup v2, Linux >= 5.7): a
-    /// process cloned straight into its cgroup spares the `cgroup.procs` write, whose
-    /// `cgroup_threadgroup_rwsem` write lock waits for an RCU grace period. `None` where the
-    /// manager cannot (cgroup v1, systemd, rootless): the process then joins with `add_task`.
-    fn prepare_clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>, Self::Error> {
-        Ok(None)
-    }
-
     /// Retrieve statistics for the cgroup
     fn stats(&self) -> Result<Stats, Self::Error>;
 
@@ -109,13 +100,6 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::Systemd(m) => Ok(m.apply(controller_opt)?),
             AnyCgroupManager::V1(m) => Ok(m.apply(controller_opt)?),
             AnyCgroupManager::V2(m) => Ok(m.apply(controller_opt)?),
-        }
-    }
-
-    fn prepare_clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>, Self::Error> {
-        match self {
-            AnyCgroupManager::V2(m) => Ok(m.prepare_clone_into()?),
-            AnyCgroupManager::Systemd(_) | AnyCgroupManager::V1(_) => Ok(None),
         }
     }
 

@@ -116,16 +116,6 @@ impl Manager {
 
     /// Creates a unified cgroup at `self.full_path` and attaches a process to it
     fn create_unified_cgroup(&self, pid: Pid) -> Result<(), V2ManagerError> {
-        if self.make_unified_cgroup()? {
-            self.attach_pid(pid)?;
-        }
-        Ok(())
-    }
-
-    /// Creates a unified cgroup at `self.full_path`, enabling the available controllers in
-    /// every ancestor. `false` when a rootless caller cannot create it (the process then stays
-    /// in its parent cgroup).
-    fn make_unified_cgroup(&self) -> Result<bool, V2ManagerError> {
         let controllers: Vec<String> = util::get_available_controllers(&self.root_path)?
             .iter()
             .map(|c| format!("+{c}"))
@@ -157,7 +147,7 @@ impl Manager {
                             "rootless cgroup: cannot create {current_path:?}: {err}; \
                              leaving process in its parent cgroup"
                         );
-                        return Ok(false);
+                        return Ok(());
                     }
                     Err(err) => return Err(err.into()),
                 }
@@ -169,7 +159,8 @@ impl Manager {
                 Self::enable_controllers(&current_path, &controllers);
             }
         }
-        Ok(true)
+
+        self.attach_pid(pid)
     }
 
     fn attach_pid(&self, pid: Pid) -> Result<(), V2ManagerError> {
@@ -248,18 +239,6 @@ impl CgroupManager for Manager {
         }
 
         Ok(())
-    }
-
-    fn prepare_clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>, Self::Error> {
-        // a rootless caller may be refused the cgroup; add_task knows how to go on without it
-        if self.rootless {
-            return Ok(None);
-        }
-        if !self.full_path.exists() {
-            self.make_unified_cgroup()?;
-        }
-        let dir = fs::File::open(&self.full_path).wrap_open(&self.full_path)?;
-        Ok(Some(dir.into()))
     }
 
     fn join(&self, pid: Pid) -> Result<(), Self::Error> {
