@@ -170,20 +170,9 @@ impl Rootfs {
     /// [`RootfsError::NotAFile`]. A file over [`MAX_READ`] is [`RootfsError::TooBig`], never
     /// a truncated copy: whoever saves what it read must be able to put back all of it.
     pub fn read(&self, path: &Path) -> Result<Option<FileContent>, RootfsError> {
-        let handle = match self.resolve(path, OFlag::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
-            Err(source) => return Err(self.error("open", path, source)),
+        let Some((file, stat)) = self.open_regular(path)? else {
+            return Ok(None);
         };
-        let stat =
-            fstat(handle.as_raw_fd()).map_err(|source| self.error("inspect", path, source))?;
-        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
-        if kind != SFlag::S_IFREG {
-            return Err(RootfsError::NotAFile {
-                path: path.to_owned(),
-                kind: describe(kind),
-            });
-        }
         let too_big = |size: u64| RootfsError::TooBig {
             path: path.to_owned(),
             size,
@@ -192,13 +181,6 @@ impl Rootfs {
         if stat.st_size as u64 > MAX_READ {
             return Err(too_big(stat.st_size as u64));
         }
-        // The handle pins the inode that was checked: the reopen cannot reach another file.
-        let file = pathrs::Handle::from_fd(handle)
-            .reopen(pathrs::flags::OpenFlags::O_RDONLY)
-            .map_err(|err| RootfsError::Reopen {
-                path: path.to_owned(),
-                reason: err.to_string(),
-            })?;
         let mut bytes = Vec::new();
         // One byte more than allowed: a file that grew since the fstat is refused too.
         file.take(MAX_READ + 1)
@@ -225,6 +207,15 @@ impl Rootfs {
     /// reading, or `None` when absent; anything else there is never opened
     /// ([`RootfsError::NotAFile`]). For reading a part of a big file (a library's ELF header).
     pub fn open_file(&self, path: &Path) -> Result<Option<File>, RootfsError> {
+        Ok(self.open_regular(path)?.map(|(file, _)| file))
+    }
+
+    /// What [`Self::read`] and [`Self::open_file`] share: an `O_PATH` handle, `fstat`ed, and
+    /// reopened for reading only if it is a regular file, with that `stat`.
+    fn open_regular(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(File, nix::sys::stat::FileStat)>, RootfsError> {
         let handle = match self.resolve(path, OFlag::O_PATH) {
             Ok(fd) => fd,
             Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
@@ -239,13 +230,14 @@ impl Rootfs {
                 kind: describe(kind),
             });
         }
-        pathrs::Handle::from_fd(handle)
+        // The handle pins the inode that was checked: the reopen cannot reach another file.
+        let file = pathrs::Handle::from_fd(handle)
             .reopen(pathrs::flags::OpenFlags::O_RDONLY)
-            .map(Some)
             .map_err(|err| RootfsError::Reopen {
                 path: path.to_owned(),
                 reason: err.to_string(),
-            })
+            })?;
+        Ok(Some((file, stat)))
     }
 
     /// The names in the directory `dir` (resolved inside the rootfs) and what each is, its
