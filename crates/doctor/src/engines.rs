@@ -45,6 +45,18 @@ pub struct Registration {
     pub file: PathBuf,
 }
 
+impl std::fmt::Display for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "runtime {:?} → {} (in {})",
+            self.name,
+            self.path,
+            self.file.display()
+        )
+    }
+}
+
 /// The ids of one engine's findings.
 struct Ids {
     engine: &'static str,
@@ -141,17 +153,7 @@ fn judge(ids: &Ids, regs: &[Registration], runtime: &Path, files: &str) -> Vec<F
         .filter(|r| executable(&r.path).is_none())
         .collect();
     if !broken.is_empty() {
-        let list: Vec<String> = broken
-            .iter()
-            .map(|r| {
-                format!(
-                    "runtime {:?} → {} (in {})",
-                    r.name,
-                    r.path,
-                    r.file.display()
-                )
-            })
-            .collect();
+        let list: Vec<String> = broken.iter().map(ToString::to_string).collect();
         findings.push(
             Finding::new(
                 ids.path_missing,
@@ -175,17 +177,7 @@ fn judge(ids: &Ids, regs: &[Registration], runtime: &Path, files: &str) -> Vec<F
         .filter(|r| executable(&r.path).is_some_and(|exe| is_ours(&exe, runtime)))
         .collect();
     if !ours.is_empty() {
-        let list: Vec<String> = ours
-            .iter()
-            .map(|r| {
-                format!(
-                    "runtime {:?} → {} (in {})",
-                    r.name,
-                    r.path,
-                    r.file.display()
-                )
-            })
-            .collect();
+        let list: Vec<String> = ours.iter().map(ToString::to_string).collect();
         findings.push(Finding::new(
             ids.registered,
             Severity::Ok,
