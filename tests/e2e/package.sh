@@ -100,7 +100,7 @@ test_install_on_a_clean_debian() {
     assert_true "man page of a nested command, nvidia-runtime-cdi-generate(8)" \
         test -s "$R/usr/share/man/man8/nvidia-runtime-cdi-generate.8.gz"
     local man_refs missing=""
-    man_refs=$(gzip -dc "$R"/usr/share/man/man8/*.8.gz | grep -o 'nvidia\\?-runtime[a-z\\-]*(8)' | tr -d '\\' | sort -u)
+    man_refs=$(gzip -dc "$R"/usr/share/man/man8/*.8.gz | grep -oE 'nvidia\\?-runtime[a-z\\-]*\(8\)' | tr -d '\\' | sort -u)
     for ref in $man_refs; do
         [[ -s $R/usr/share/man/man8/${ref%(8)}.8.gz ]] || missing+=" $ref"
     done
