@@ -396,7 +396,22 @@ test_docker_cgroup_limits_are_read_only() {
     assert_rc 0 "docker --read-only: /dev/shm stays writable"
 }
 
+test_an_rlimit_that_cannot_be_set_is_named() {
+    # above fs.nr_open: refused by the kernel even to root
+    local n
+    n=$(($(cat /proc/sys/fs/nr_open) + 1))
+    make_bundle "$TEST_TMP/rlimit" true
+    bundle_set "$TEST_TMP/rlimit" "c['process']['rlimits'] = [{'type': 'RLIMIT_NOFILE', 'soft': $n, 'hard': $n}]"
+    capture bash -c 'cd "$1" && shift && exec "$@" </dev/null' _ "$TEST_TMP/rlimit" \
+        timeout -k 5 "$E2E_TIMEOUT" "$RUNTIME" --root "$STATE" --log "$TEST_TMP/rlimit.json" --log-format json run rlimit
+    assert_rc 1 "an RLIMIT_NOFILE above fs.nr_open: run fails"
+    assert_contains "$ERR" "rlimit RLIMIT_NOFILE to soft $n, hard $n" "…naming the limit and its values"
+    assert_contains "$ERR" "EPERM" "…and the kernel's answer"
+    assert_eq "" "$(ls -A "$STATE")" "…no state left"
+}
+
 run_tests \
+    test_an_rlimit_that_cannot_be_set_is_named \
     test_exec_cap_goes_to_bounding_effective_permitted_only \
     test_signals_of_run_and_exec \
     test_signals_of_hooks \

@@ -36,6 +36,14 @@ pub enum IntermediateProcessError {
     CpuAffinity(#[from] cpu_affinity::CPUAffinityError),
     #[error("other error")]
     Other(String),
+    #[error("cannot set the process's rlimit {typ} to soft {soft}, hard {hard}")]
+    Rlimit {
+        typ: String,
+        soft: u64,
+        hard: u64,
+        #[source]
+        source: crate::syscall::SyscallError,
+    },
 }
 
 type Result<T> = std::result::Result<T, IntermediateProcessError>;
@@ -130,7 +138,16 @@ pub fn container_intermediate_process(
         for rlimit in rlimits {
             command.set_rlimit(rlimit).map_err(|err| {
                 tracing::error!(?err, ?rlimit, "failed to set rlimit");
-                err
+                // which limit, as runc names it: a bare EPERM says nothing of the spec's entry
+                IntermediateProcessError::Rlimit {
+                    typ: serde_json::to_value(rlimit.typ())
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_else(|| format!("{:?}", rlimit.typ())),
+                    soft: rlimit.soft(),
+                    hard: rlimit.hard(),
+                    source: err,
+                }
             })?;
         }
     }
