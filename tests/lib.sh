@@ -619,6 +619,42 @@ with open(sys.argv[1], "w") as f: json.dump(c, f, indent=2)
 EOF2
 }
 
+# bundle_env DIR ENV... : append NAME=value entries to DIR's process.env.
+bundle_env() {
+    local dir=$1; shift
+    python3 - "$dir/config.json" "$@" <<'EOF3'
+import json, sys
+with open(sys.argv[1]) as f: c = json.load(f)
+c["process"]["env"] += sys.argv[2:]
+with open(sys.argv[1], "w") as f: json.dump(c, f, indent=2)
+EOF3
+}
+
+# image_bundle NAME [ENV...] : bundle $TEST_TMP/NAME (container id NAME) with a copy of the
+# rootfs $IMAGE, running `sh`, the ENV added; sets B.
+image_bundle() {
+    local name=$1
+    shift
+    B=$TEST_TMP/$name
+    mkdir -p "$B/rootfs"
+    cp -a "$IMAGE/." "$B/rootfs/"
+    make_bundle "$B" sh
+    (($#)) || return 0
+    bundle_env "$B" "$@"
+}
+
+# _run_in DIR ID : `run ID` from the bundle dir DIR, as containerd's shim starts it.
+_run_in() ( cd "$1" && rt run "$2" </dev/null )
+# in_ctr SCRIPT : `sh -c SCRIPT` in a container of bundle $B, through `run` from the bundle
+# dir; sets OUT/ERR/RC. (Re-running a bundle is fine: the first run injected it.)
+in_ctr() {
+    bundle_args "$B" sh -c "$1"
+    capture _run_in "$B" "$(basename "$B")"
+}
+# run_as_is : like in_ctr, with the bundle's config.json as it is
+run_as_is() { capture _run_in "$B" "$(basename "$B")"; }
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
 # json_get 'PYTHON EXPRESSION on j' < JSON : tiny jq.
 json_get() {
     python3 -c '

@@ -38,9 +38,7 @@ bundle() {
     shift
     make_bundle "$B" sh
     (($#)) || return 0
-    local env
-    env=$(printf '%s\n' "$@" | python3 -c 'import json, sys; print(json.dumps(sys.stdin.read().split()))')
-    bundle_set "$B" "c['process']['env'] += $env"
+    bundle_env "$B" "$@"
 }
 
 # rt_logged CONFIG LOG ARGS... : the runtime as containerd runs it (--log LOG --log-format
@@ -55,7 +53,6 @@ rt_logged() {
 # count TEXT NEEDLE : how many lines of TEXT contain NEEDLE.
 count() { grep -cF -- "$2" <<<"$1" || true; }
 warning_lines() { grep -F '"level":"warning"' "$1" || true; }
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 CSV='nvidia-container-runtime.mode = \"csv\"'
 TYPO='unknown key \"disable-requir\"'

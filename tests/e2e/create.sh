@@ -40,7 +40,6 @@ c["process"]["env"] += sys.argv[2:]
 with open(path, "w") as f: json.dump(c, f, indent=2)
 EOF
 }
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 # listing DIR : every name under DIR with its type, mode, owner and size (what "as it was" means)
 listing() { (cd "$1" && find . -path ./rootfs -prune -o -printf '%p %y %m %u:%g %s %l\n' | LC_ALL=C sort); }
 rootfs_tree() { (cd "$1/rootfs" && find . -printf '%p %y %l\n' | LC_ALL=C sort); }

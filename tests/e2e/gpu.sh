@@ -93,25 +93,7 @@ gpu_bundle() {
     return 0
 }
 # gpu_env ENV... : append to $B's process.env
-gpu_env() {
-    python3 - "$B/config.json" "$@" <<'EOF'
-import json, sys
-path = sys.argv[1]
-with open(path) as f: c = json.load(f)
-c["process"]["env"] += sys.argv[2:]
-with open(path, "w") as f: json.dump(c, f, indent=2)
-EOF
-}
-_run_in() ( cd "$1" && rt run "$2" </dev/null )
-# in_ctr SCRIPT : `sh -c SCRIPT` in a container of bundle $B, through `run` from the bundle
-# dir; sets OUT/ERR/RC. (Re-running a bundle is fine: the first run injected it.)
-in_ctr() {
-    bundle_args "$B" sh -c "$1"
-    capture _run_in "$B" "$(basename "$B")"
-}
-# run_as_is : like in_ctr, with the bundle's config.json as it is
-run_as_is() { capture _run_in "$B" "$(basename "$B")"; }
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+gpu_env() { bundle_env "$B" "$@"; }
 # count of linux.devices entries with PATH in $B/config.json
 device_entries() { bundle_get "$B" "len([d for d in c['linux'].get('devices', []) if d['path'] == '$1'])"; }
 annotation() { bundle_get "$B" "c.get('annotations', {}).get('io.github.nvidia-runtime.injected', '<none>')"; }

@@ -15,7 +15,6 @@ source "$(dirname "$0")/../lib.sh"
 e2e_init "$@"
 need_cmd sha256sum coreutils
 
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 # reopen_for_writing PID CMD... : holds an O_PATH handle on /proc/PID/exe, runs CMD (which
 # makes PID exec its payload), waits until PID runs something else, then reopens the handle

@@ -51,29 +51,7 @@ make_busybox_rootfs "$IMAGE"
 mkdir -p "$IMAGE$GNU"     # a glibc-like image: the driver's libraries go to $GNU
 
 B=""
-# bundle NAME [ENV...] : bundle $TEST_TMP/NAME (container id NAME), the ENV added; sets B.
-bundle() {
-    local name=$1
-    shift
-    B=$TEST_TMP/$name
-    mkdir -p "$B/rootfs"
-    cp -a "$IMAGE/." "$B/rootfs/"
-    make_bundle "$B" sh
-    (($#)) || return 0
-    python3 - "$B/config.json" "$@" <<'EOF'
-import json, sys
-path = sys.argv[1]
-with open(path) as f: c = json.load(f)
-c["process"]["env"] += sys.argv[2:]
-with open(path, "w") as f: json.dump(c, f, indent=2)
-EOF
-}
-_run_in() ( cd "$1" && rt run "$2" </dev/null )
-in_ctr() {
-    bundle_args "$B" sh -c "$1"
-    capture _run_in "$B" "$(basename "$B")"
-}
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+bundle() { image_bundle "$@"; }
 
 # run_refused LABEL : the runtime refuses $B before a container exists, leaving nothing behind.
 run_refused() {

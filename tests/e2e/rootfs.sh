@@ -121,13 +121,6 @@ EOF
     fi
     return 0
 }
-_run_in() ( cd "$1" && rt run "$2" </dev/null )
-in_ctr() {
-    bundle_args "$B" sh -c "$1"
-    capture _run_in "$B" "$(basename "$B")"
-}
-run_as_is() { capture _run_in "$B" "$(basename "$B")"; }
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 tree_of() { (cd "$1" && find . | LC_ALL=C sort); }
 # names the new cache lists, of those that match ERE
 listed() { echo "ldconfig -p | sed 's/^[[:space:]]*//' | cut -d' ' -f1 | grep -E '$1' | LC_ALL=C sort -u"; }
