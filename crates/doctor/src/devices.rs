@@ -128,6 +128,23 @@ struct Want {
     minor: u32,
 }
 
+impl Want {
+    /// The command that makes this node with `major`, as a fix line.
+    fn mknod(&self, major: u32) -> String {
+        format!(
+            "mknod -m 666 {} c {major} {}",
+            self.path.display(),
+            self.minor
+        )
+    }
+}
+
+/// The nodes' paths, joined by `separator`, for a message.
+fn paths_of(wants: &[Want], separator: &str) -> String {
+    let paths: Vec<String> = wants.iter().map(|w| w.path.display().to_string()).collect();
+    paths.join(separator)
+}
+
 /// Checks every node (`devices.*`); `systemd`: whether an engine uses the systemd cgroup
 /// driver, which turns missing `/dev/char` links into an error.
 pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
@@ -190,8 +207,8 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
                 format!("{} is missing: no GPU can be used without it", ctl[0].path.display()),
             )
             .fix(format!(
-                "`nvidia-modprobe` (as root), or `mknod -m 666 {} c {nvidia} {CTL_MINOR}`; install nvidia-modprobe so it is made at every boot",
-                ctl[0].path.display()
+                "`nvidia-modprobe` (as root), or `{}`; install nvidia-modprobe so it is made at every boot",
+                ctl[0].mknod(nvidia)
             )),
         );
     }
@@ -207,21 +224,14 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
         .collect();
     let missing = check_nodes(&gpus, &mut present);
     if !missing.is_empty() {
-        let list: Vec<String> = missing
-            .iter()
-            .map(|w| w.path.display().to_string())
-            .collect();
-        let fix: Vec<String> = missing
-            .iter()
-            .map(|w| format!("mknod -m 666 {} c {nvidia} {}", w.path.display(), w.minor))
-            .collect();
+        let fix: Vec<String> = missing.iter().map(|w| w.mknod(nvidia)).collect();
         findings.push(
             Finding::new(
                 ids::DEVICES_GPU_MISSING,
                 Severity::Error,
                 format!(
                     "device nodes of GPUs the module lists are missing: {} (containers get only the GPUs whose node exists)",
-                    list.join(", ")
+                    paths_of(&missing, ", ")
                 ),
             )
             .fix(format!(
@@ -267,15 +277,8 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
                 .collect();
             let missing = check_nodes(&wants, &mut present);
             if !missing.is_empty() {
-                let list: Vec<String> = missing
-                    .iter()
-                    .map(|w| w.path.display().to_string())
-                    .collect();
                 let fix: Vec<String> = match uvm {
-                    Some(uvm) => missing
-                        .iter()
-                        .map(|w| format!("mknod -m 666 {} c {uvm} {}", w.path.display(), w.minor))
-                        .collect(),
+                    Some(uvm) => missing.iter().map(|w| w.mknod(uvm)).collect(),
                     None => Vec::new(),
                 };
                 let major = uvm.map_or(String::new(), |m| format!(" (major {m})"));
@@ -285,7 +288,7 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
                         Severity::Error,
                         format!(
                             "{} missing although the nvidia-uvm module is loaded{major}: CUDA fails in containers (usual after a boot without nvidia-modprobe, since the module makes no node itself)",
-                            list.join(" and ")
+                            paths_of(&missing, " and ")
                         ),
                     )
                     .fix(format!(
@@ -309,15 +312,11 @@ pub fn check(roots: &Roots, systemd: bool) -> Vec<Finding> {
             .collect();
         let missing = check_nodes(&wants, &mut present);
         if !missing.is_empty() {
-            let list: Vec<String> = missing
-                .iter()
-                .map(|w| w.path.display().to_string())
-                .collect();
             findings.push(
                 Finding::new(
                     ids::DEVICES_CAPS_MISSING,
                     Severity::Warning,
-                    format!("MIG capability nodes missing: {} (only MIG devices need them)", list.join(", ")),
+                    format!("MIG capability nodes missing: {} (only MIG devices need them)", paths_of(&missing, ", ")),
                 )
                 .fix("`nvidia-modprobe -f /proc/driver/nvidia/capabilities/mig/config -f /proc/driver/nvidia/capabilities/mig/monitor`"),
             );
