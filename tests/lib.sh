@@ -478,6 +478,19 @@ _rmdir_cgroups() {
 # Cgroups, read from the host side (works for any runtime and for docker).
 
 cgroup_v2_only() { [[ -f /sys/fs/cgroup/cgroup.controllers ]]; }
+# have_controllers CTL... : whether the cgroup hierarchy the runtime uses has these controllers;
+# if not (cgroup v2 view of a hybrid host: run-e2e.sh --cgroup2-view, where they stay bound to
+# v1), says which test is skipped and why.
+have_controllers() {
+    local ctl missing=()
+    cgroup_v2_only || return 0
+    for ctl in "$@"; do
+        grep -qw "$ctl" /sys/fs/cgroup/cgroup.controllers || missing+=("$ctl")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    log "  skipped: ${FUNCNAME[1]} needs the ${missing[*]} controller(s), bound to cgroup v1 on this host"
+    return 1
+}
 # cgroup_dir_of PID CONTROLLER : the host directory of PID's cgroup for CONTROLLER.
 cgroup_dir_of() {
     local pid=$1 ctl=$2

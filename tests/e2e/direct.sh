@@ -408,6 +408,7 @@ test_delete_force_running() {
 
 test_update_resources() {
     local id=update
+    have_controllers memory pids || return 0
     new_container "$id" sleep 1000
     local pid=$PID
     capture rt update --resources - "$id" <<<'{"memory": {"limit": 67108864}, "pids": {"limit": 42}}'

@@ -249,6 +249,31 @@ c['mounts'] += [
 
 # --- default cgroup path -----------------------------------------------------
 
+# runc_cgroup_base CALLER_CGROUP : where runc's cgroupfs driver puts a relative or default
+# cgroup path: below the caller's cgroup in each v1 hierarchy; on a cgroup v2 host below its
+# parent (the caller's own cgroup has processes, so its children could not get controllers).
+runc_cgroup_base() {
+    if cgroup_v2_only; then dirname "$1"; else echo "${1%/}"; fi
+}
+# cgroup_lines PID : "CONTROLLER PATH HOSTDIR" for each of PID's cgroups that carries limits
+# (the unified line on a cgroup v2 host; the v1 controllers, not named hierarchies, otherwise).
+cgroup_lines() {
+    local ctl path
+    while IFS=: read -r _ ctl path; do
+        if cgroup_v2_only; then
+            [[ -z $ctl ]] && echo "- $path /sys/fs/cgroup${path%/}"
+        else
+            [[ -z $ctl || $ctl == name=* ]] && continue
+            echo "$ctl $path /sys/fs/cgroup/$ctl$path"
+        fi
+    done <"/proc/$1/cgroup"
+}
+# own_cgroup CONTROLLER : this shell's cgroup in CONTROLLER ("-": the unified hierarchy).
+own_cgroup() {
+    if [[ $1 == - ]]; then awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup
+    else awk -F: -v c="$1" '$2 == c { print $3 }' /proc/self/cgroup; fi
+}
+
 test_default_cgroup_path() {
     local id b pid line ctl path own want ok=1 dirs=()
     id=nocgpath-$(basename "$TEST_TMP" | tr -cd 'a-zA-Z0-9')
@@ -260,20 +285,16 @@ test_default_cgroup_path() {
     pid=$(<"$TEST_TMP/nocgpath.pid")
     rt start "$id"
     # runc: each controller's path is the calling process's own cgroup in that controller + /<id>
-    while IFS=: read -r _ ctl path; do
-        [[ -z $ctl && $path == / ]] && continue      # the empty v2 line of a hybrid host
-        # (named v1 hierarchies such as name=systemd carry no limits; libcontainer's cgroupfs
-        # manager leaves the container where its caller is there)
-        [[ $ctl == name=* ]] && continue
-        own=$(awk -F: -v c="$ctl" '$2 == c { print $3 }' /proc/self/cgroup)
-        want=${own%/}/$id
+    # (on cgroup v2: its parent's + /<id>)
+    while read -r ctl path dir; do
+        want=$(runc_cgroup_base "$(own_cgroup "$ctl")")/$id
+        want=${want//\/\//\/}
         if [[ $path != "$want" ]]; then
             ok=0; fail "controller '$ctl': cgroup $path" "expected: $want"
         fi
-        local mp=${ctl#name=}; [[ -z $ctl ]] && mp=unified
-        [[ -d /sys/fs/cgroup/$mp$path ]] && dirs+=("/sys/fs/cgroup/$mp$path")
-    done <"/proc/$pid/cgroup"
-    ((ok)) && pass "every controller: the container's cgroup is <the caller's cgroup>/$id"
+        [[ -d $dir ]] && dirs+=("$dir")
+    done < <(cgroup_lines "$pid")
+    ((ok)) && pass "every controller: the container's cgroup is runc's default for $id"
     assert_ne 0 "${#dirs[@]}" "the container's cgroup directories exist"
 
     capture rt exec "$id" cat /proc/self/cgroup
@@ -303,13 +324,14 @@ test_relative_cgroup_path() {
     capture rt create --bundle "$b" --pid-file "$TEST_TMP/relcg.pid" "$id" </dev/null
     assert_rc 0 "create with a relative cgroupsPath (../$rel): rc 0"
     pid=$(<"$TEST_TMP/relcg.pid")
-    while IFS=: read -r _ ctl path; do
-        [[ -z $ctl || $ctl == name=* ]] && continue
-        own=$(awk -F: -v c="$ctl" '$2 == c { print $3 }' /proc/self/cgroup)
-        [[ $path == "${own%/}/$rel" ]] || bad+="$ctl:$path (expected ${own%/}/$rel) "
-        dirs+=("/sys/fs/cgroup/$ctl$path")
-    done <"/proc/$pid/cgroup"
-    assert_eq "" "$bad" "every controller: <the caller's cgroup>/$rel ('..' cannot climb out)"
+    while read -r ctl path dir; do
+        want=$(runc_cgroup_base "$(own_cgroup "$ctl")")/$rel
+        want=${want//\/\//\/}
+        [[ $path == "$want" ]] || bad+="$ctl:$path (expected $want) "
+        dirs+=("$dir")
+    done < <(cgroup_lines "$pid")
+    assert_ne 0 "${#dirs[@]}" "the container has cgroups to check"
+    assert_eq "" "$bad" "every controller: runc's base for a relative path + $rel ('..' cannot climb out)"
     gone "$id"
     local d
     for d in "${dirs[@]}"; do rmdir "$d" "$(dirname "$d")" 2>/dev/null || true; done
@@ -344,11 +366,13 @@ test_default_cgroup_path_from_another_cgroup() {
     )
     pid=$(cat "$TEST_TMP/othercg.pid" 2>/dev/null)
     assert_ne "" "$pid" "create without cgroupsPath from a child cgroup of the caller's"
-    while IFS=: read -r _ ctl path; do
-        [[ -z $ctl || $ctl == name=* ]] && continue
-        [[ -d /sys/fs/cgroup/$ctl$path ]] && dirs+=("/sys/fs/cgroup/$ctl$path")
-    done <"/proc/$pid/cgroup"
-    assert_contains "$(cat /proc/"$pid"/cgroup)" "$sub/$id" "…its cgroup is below the cgroup create ran in"
+    local where=$sub/$id
+    cgroup_v2_only && where=$(own_cgroup -)/$id    # runc's v2 rule: the parent of create's cgroup
+    while read -r ctl path dir; do
+        [[ -d $dir ]] && dirs+=("$dir")
+    done < <(cgroup_lines "$pid")
+    assert_ne 0 "${#dirs[@]}" "…it has cgroups to check"
+    assert_contains "$(cat /proc/"$pid"/cgroup)" "${where//\/\//\/}" "…its cgroup is runc's default for the cgroup create ran in"
     rt start "$id"
 
     # from the caller's own cgroup, not the one create ran in
@@ -356,8 +380,10 @@ test_default_cgroup_path_from_another_cgroup() {
     assert_contains "$OUT" "$pid" "ps from another cgroup finds the container's processes"
     # (every controller; the hybrid's controller-less v2 line and named hierarchies are the
     # caller's, as with runc's cgroupfs driver)
+    local skip=(-e '^0::' -e ':name=')
+    cgroup_v2_only && skip=(-e ':name=')
     capture rt exec "$id" cat /proc/self/cgroup
-    assert_eq "$(grep -v -e '^0::' -e ':name=' /proc/"$pid"/cgroup)" "$(grep -v -e '^0::' -e ':name=' <<<"$OUT")" \
+    assert_eq "$(grep -v "${skip[@]}" /proc/"$pid"/cgroup)" "$(grep -v "${skip[@]}" <<<"$OUT")" \
         "exec from another cgroup joins the container's cgroups"
     capture rt pause "$id"
     assert_eq FROZEN "$(freezer_state_of "$pid")" "pause from another cgroup freezes the container"
@@ -373,6 +399,41 @@ test_default_cgroup_path_from_another_cgroup() {
     kill -9 "$pid" 2>/dev/null || true
     for d in "${left[@]}"; do wait_for 5 rmdir "$d" 2>/dev/null || true; done
     for d in "${subdirs[@]}"; do rmdir "$d" 2>/dev/null || true; done
+    gone "$id"
+}
+
+# cgroup v2: the container's processes are born in its cgroup and its device rules are a BPF
+# program attached there. A runtime without CAP_SYS_RESOURCE (itself in a container, or a
+# service with a bounded capability set) cannot raise `ulimit -l`, which kernels since 5.11 no
+# longer charge BPF programs to; the rules must hold all the same.
+test_v2_cgroup_and_device_rules() {
+    cgroup_v2_only || { log "  skipped: cgroup v2 only (run-e2e.sh --cgroup2-view)"; return 0; }
+    need_cmd capsh libcap2-bin
+    local b=$TEST_TMP/v2dev id=v2dev cg
+    make_bundle "$b" sh -c 'mknod /tmp/mem c 1 1; head -c1 /tmp/mem >/dev/null; echo mem=$?; head -c1 /dev/null; echo null=$?; cat /proc/self/cgroup'
+    bundle_set "$b" 'for k in ("bounding", "effective", "permitted"): c["process"]["capabilities"][k].append("CAP_MKNOD")
+c["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"})
+c["linux"]["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 438}]
+c["linux"]["namespaces"].append({"type": "cgroup"})'
+    cg=$(bundle_get "$b" 'c["linux"]["cgroupsPath"]')
+    capture capsh --drop=cap_sys_resource -- -c "exec timeout -k 5 $E2E_TIMEOUT $RUNTIME --root $STATE run --bundle $b $id" </dev/null
+    assert_rc 0 "run without CAP_SYS_RESOURCE: rc 0"
+    assert_contains "$OUT" "mem=1" "…a device node the rules do not allow cannot be read after mknod"
+    assert_contains "$ERR$OUT" "Operation not permitted" "…refused by the device rules (EPERM)"
+    assert_contains "$OUT" "null=0" "…an allowed device reads"
+    assert_contains "$OUT" "0::/" "…the init sees its own cgroup as the root of its cgroup namespace"
+    assert_false "…its cgroup is removed after the run" test -d "/sys/fs/cgroup$cg"
+
+    # a frozen cgroup made beforehand: a process born in it would stop there
+    mkdir -p "/sys/fs/cgroup$cg"
+    echo 1 >"/sys/fs/cgroup$cg/cgroup.freeze"
+    capture rt create --bundle "$b" "$id" </dev/null
+    assert_rc_nonzero "create into a frozen cgroup fails"
+    assert_contains "$ERR" "unexpectedly frozen" "…saying so (as runc)"
+    assert_eq "" "$(cat "/sys/fs/cgroup$cg/cgroup.procs")" "…and nothing was started in it"
+    echo 0 >"/sys/fs/cgroup$cg/cgroup.freeze"
+    assert_true "…the cgroup made beforehand is left in place" test -d "/sys/fs/cgroup$cg"
+    rmdir "/sys/fs/cgroup$cg"
     gone "$id"
 }
 
@@ -420,7 +481,8 @@ run_tests \
     test_mount_options_direct \
     test_default_cgroup_path \
     test_relative_cgroup_path \
-    test_default_cgroup_path_from_another_cgroup
+    test_default_cgroup_path_from_another_cgroup \
+    test_v2_cgroup_and_device_rules
 
 if cgroup_v2_only; then
     log "cgroup v2 host: the v1 per-controller mount checks through dockerd are skipped"

@@ -60,6 +60,15 @@ pub trait CgroupManager {
     /// Whether the cgroup exists (on cgroup v1: in any hierarchy).
     fn exists(&self) -> bool;
 
+    /// Makes the cgroup as `add_task` would, without moving any process into it, and returns
+    /// its directory opened for `clone3(CLONE_INTO_CGROUP)` (cgroup v2, Linux >= 5.7): a
+    /// process cloned straight into its cgroup spares the `cgroup.procs` write, whose
+    /// `cgroup_threadgroup_rwsem` write lock waits for an RCU grace period. `None` where the
+    /// manager cannot (cgroup v1, systemd, rootless): the process then joins with `add_task`.
+    fn prepare_clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>, Self::Error> {
+        Ok(None)
+    }
+
     /// Retrieve statistics for the cgroup
     fn stats(&self) -> Result<Stats, Self::Error>;
 
@@ -100,6 +109,13 @@ impl CgroupManager for AnyCgroupManager {
             AnyCgroupManager::Systemd(m) => Ok(m.apply(controller_opt)?),
             AnyCgroupManager::V1(m) => Ok(m.apply(controller_opt)?),
             AnyCgroupManager::V2(m) => Ok(m.apply(controller_opt)?),
+        }
+    }
+
+    fn prepare_clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>, Self::Error> {
+        match self {
+            AnyCgroupManager::V2(m) => Ok(m.prepare_clone_into()?),
+            AnyCgroupManager::Systemd(_) | AnyCgroupManager::V1(_) => Ok(None),
         }
     }
 
@@ -553,6 +569,51 @@ fn create_systemd_cgroup_manager(
 ) -> Result<systemd::manager::Manager, systemd::manager::SystemdManagerError> {
     Err(systemd::manager::SystemdManagerError::NotEnabled)
 }
+/// The calling process's handle on procfs, for every `/proc` access of the container's
+/// processes.
+///
+/// pathrs's `ProcfsHandle::new()` hands out one cached, detached `subset=pid` procfs mount,
+/// but re-verifies it on each call (about 20 syscalls, ~6 µs); a container start asked ~110
+/// times across its processes. That handle is kept here once pathrs has verified it, and
+/// forked processes inherit it. A handle pathrs does not cache (without `fsopen`, the host's
+/// `/proc` itself) is never kept: each call gets and verifies a new one, as before.
+///
+/// Errors: pathrs's, when no procfs handle can be made or verified.
+pub fn procfs() -> Result<Procfs, pathrs::error::Error> {
+    use pathrs::procfs::ProcfsHandle;
+    use std::os::fd::{AsFd, AsRawFd};
+    static SHARED: std::sync::OnceLock<ProcfsHandle> = std::sync::OnceLock::new();
+    if let Some(shared) = SHARED.get() {
+        return Ok(Procfs::Shared(shared));
+    }
+    // pathrs's cached handle is the same descriptor each time; any other is a new one
+    let first = ProcfsHandle::new()?;
+    let second = ProcfsHandle::new()?;
+    if first.as_fd().as_raw_fd() == second.as_fd().as_raw_fd() {
+        Ok(Procfs::Shared(SHARED.get_or_init(|| second)))
+    } else {
+        Ok(Procfs::Own(first))
+    }
+}
+
+/// What [`procfs`] returns: the process's shared handle, or one of its own.
+#[derive(Debug)]
+pub enum Procfs {
+    Shared(&'static pathrs::procfs::ProcfsHandle),
+    Own(pathrs::procfs::ProcfsHandle),
+}
+
+impl std::ops::Deref for Procfs {
+    type Target = pathrs::procfs::ProcfsHandle;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Procfs::Shared(handle) => handle,
+            Procfs::Own(handle) => handle,
+        }
+    }
+}
+
 
 pub fn get_all_pids(path: &Path) -> Result<Vec<Pid>, WrappedIoError> {
     tracing::debug!("scan pids in folder: {:?}", path);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use nix::unistd::Pid;
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+use pathrs::procfs::ProcfsBase;
 use procfs::{FromRead, ProcError, ProcessCGroups};
 
 use super::blkio::{Blkio, V1BlkioStatsError};
@@ -117,7 +117,7 @@ impl Manager {
 
         let cgroups = match caller_cgroups {
             Some(text) => ProcessCGroups::from_read(text.as_bytes())?,
-            None => ProcessCGroups::from_read(ProcfsHandle::new()?.open(
+            None => ProcessCGroups::from_read(crate::common::procfs()?.open(
                 ProcfsBase::ProcSelf,
                 "cgroup",
                 OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,

@@ -116,6 +116,16 @@ impl Manager {
 
     /// Creates a unified cgroup at `self.full_path` and attaches a process to it
     fn create_unified_cgroup(&self, pid: Pid) -> Result<(), V2ManagerError> {
+        if self.make_unified_cgroup()? {
+            self.attach_pid(pid)?;
+        }
+        Ok(())
+    }
+
+    /// Creates a unified cgroup at `self.full_path`, enabling the available controllers in
+    /// every ancestor. `false` when a rootless caller cannot create it (the process then stays
+    /// in its parent cgroup).
+    fn make_unified_cgroup(&self) -> Result<bool, V2ManagerError> {
         let controllers: Vec<String> = util::get_available_controllers(&self.root_path)?
             .iter()
             .map(|c| format!("+{c}"))
@@ -147,7 +157,7 @@ impl Manager {
                             "rootless cgroup: cannot create {current_path:?}: {err}; \
                              leaving process in its parent cgroup"
                         );
-                        return Ok(());
+                        return Ok(false);
                     }
                     Err(err) => return Err(err.into()),
                 }
@@ -159,8 +169,7 @@ impl Manager {
                 Self::enable_controllers(&current_path, &controllers);
             }
         }
-
-        self.attach_pid(pid)
+        Ok(true)
     }
 
     fn attach_pid(&self, pid: Pid) -> Result<(), V2ManagerError> {
@@ -239,6 +248,18 @@ impl CgroupManager for Manager {
         }
 
         Ok(())
+    }
+
+    fn prepare_clone_into(&self) -> Result<Option<std::os::fd::OwnedFd>, Self::Error> {
+        // a rootless caller may be refused the cgroup; add_task knows how to go on without it
+        if self.rootless {
+            return Ok(None);
+        }
+        // as add_task does, also for a cgroup made beforehand: its ancestors get the
+        // controllers enabled that its resources need
+        self.make_unified_cgroup()?;
+        let dir = fs::File::open(&self.full_path).wrap_open(&self.full_path)?;
+        Ok(Some(dir.into()))
     }
 
     fn join(&self, pid: Pid) -> Result<(), Self::Error> {

@@ -54,6 +54,7 @@ pub fn container_intermediate_process(
     init_chan: &mut (channel::InitSender, channel::InitReceiver),
     intermediate_main_sender: &mut channel::MainSender,
     init_main_sender: &mut channel::MainSender,
+    placed_in_cgroup: bool,
 ) -> Result<()> {
     let (inter_sender, inter_receiver) = intermediate_chan;
     let (init_sender, init_receiver) = init_chan;
@@ -91,11 +92,13 @@ pub fn container_intermediate_process(
     // In addition this needs to be done before we enter the cgroup namespace as
     // the cgroup of the process will form the root of the cgroup hierarchy in
     // the cgroup namespace.
+    // (A process cloned into its cgroup, `placed_in_cgroup`, only applies the resources.)
     apply_cgroups(
         &cgroup_manager,
         &args.cgroup_config.cgroup_path,
         linux.resources().as_ref(),
         matches!(args.container_type, ContainerType::InitContainer),
+        placed_in_cgroup,
     )?;
 
     // setting CPU affinity for tenant container after cgroup move
@@ -355,9 +358,13 @@ fn apply_cgroups<
     cgroup_path: &Path,
     resources: Option<&LinuxResources>,
     init: bool,
+    placed: bool,
 ) -> Result<()> {
     let pid = getpid();
-    if init {
+    if placed {
+        // cloned into the cgroup, after the creator checked it was not frozen
+        Ok(())
+    } else if init {
         // A process joining a frozen cgroup stops there, and the create waiting for it would
         // wait for ever.
         let state = cmanager.freezer_state().map_err(|err| {
@@ -417,7 +424,7 @@ mod tests {
         let resources = LinuxResources::default();
 
         // act
-        apply_cgroups(&cmanager, Path::new("/c"), Some(&resources), true)?;
+        apply_cgroups(&cmanager, Path::new("/c"), Some(&resources), true, false)?;
 
         // assert
         assert!(cmanager.get_add_task_args().len() == 1);
@@ -430,13 +437,31 @@ mod tests {
     }
 
     #[test]
+    fn apply_cgroup_cloned_into_its_cgroup_only_applies_resources() -> Result<()> {
+        let cmanager = TestManager::default();
+
+        apply_cgroups(
+            &cmanager,
+            Path::new("/c"),
+            Some(&LinuxResources::default()),
+            true,
+            true,
+        )?;
+
+        assert!(cmanager.get_add_task_args().is_empty());
+        assert!(cmanager.get_join_args().is_empty());
+        assert!(cmanager.apply_called());
+        Ok(())
+    }
+
+    #[test]
     fn apply_cgroup_tenant() -> Result<()> {
         // arrange
         let cmanager = TestManager::default();
         let resources = LinuxResources::default();
 
         // act
-        apply_cgroups(&cmanager, Path::new("/c"), Some(&resources), false)?;
+        apply_cgroups(&cmanager, Path::new("/c"), Some(&resources), false, false)?;
 
         // assert: a tenant joins the existing cgroup, it never makes one
         assert!(cmanager.get_add_task_args().is_empty());
@@ -457,6 +482,7 @@ mod tests {
             Path::new("/c"),
             Some(&LinuxResources::default()),
             true,
+            false,
         )
         .unwrap_err();
 
@@ -475,7 +501,7 @@ mod tests {
         let cmanager = TestManager::default();
 
         // act
-        apply_cgroups(&cmanager, Path::new("/c"), None, true)?;
+        apply_cgroups(&cmanager, Path::new("/c"), None, true, false)?;
         // assert
         assert_eq!(
             cmanager.get_add_task_args()[0],

@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 use std::fs;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use libcgroups::common::{CgroupManager, FreezerState};
 use std::path::PathBuf;
 
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -45,9 +47,42 @@ pub enum ProcessError {
     Hooks(#[from] crate::hooks::HookError),
     #[error("failed to build OCI state: {0}")]
     OciStateBuild(String),
+    #[error("cgroup error: {0}")]
+    Cgroup(String),
 }
 
 type Result<T> = std::result::Result<T, ProcessError>;
+
+/// The container's cgroup, made and opened for `clone3(CLONE_INTO_CGROUP)`, when its init is
+/// created on cgroup v2 (see `fork::container_clone_into_cgroup`). `None` otherwise: a tenant
+/// (`exec`) joins an existing cgroup, cgroup v1 and systemd move the process as before.
+fn prepare_clone_into_cgroup(container_args: &ContainerArgs) -> Result<Option<OwnedFd>> {
+    if !matches!(container_args.container_type, ContainerType::InitContainer) {
+        return Ok(None);
+    }
+    let syscall = container_args.syscall.create_syscall();
+    if crate::utils::rootless_required(syscall.as_ref()).unwrap_or(true) {
+        return Ok(None);
+    }
+    let cgroup = |err: String| ProcessError::Cgroup(err);
+    let manager = libcgroups::common::create_cgroup_manager(container_args.cgroup_config.clone())
+        .map_err(|err| cgroup(err.to_string()))?;
+    // A process cloned into a frozen cgroup stops there, and the create waiting for it would
+    // wait for ever (the intermediate process checks this itself when it moves).
+    let state = manager
+        .freezer_state()
+        .map_err(|err| cgroup(format!("cannot read the cgroup's freezer state: {err}")))?;
+    if state == FreezerState::Frozen {
+        return Err(cgroup(format!(
+            "container's cgroup unexpectedly frozen ({}): thaw it, or give the container another \
+             cgroup",
+            container_args.cgroup_config.cgroup_path.display()
+        )));
+    }
+    manager
+        .prepare_clone_into()
+        .map_err(|err| cgroup(format!("cannot make the container's cgroup: {err}")))
+}
 
 pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     // We use a set of channels to communicate between parent and child process.
@@ -60,7 +95,12 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
     let mut inter_chan = channel::intermediate_channel()?;
     let mut init_chan = channel::init_channel()?;
 
-    let cb: CloneCb = {
+    // cgroup v2: the intermediate process (and so the init it clones) is cloned straight into
+    // the container's cgroup; set just before each clone, so the child sees how it was made.
+    let into_cgroup = prepare_clone_into_cgroup(container_args)?;
+    let placed_in_cgroup = std::cell::Cell::new(false);
+
+    let mut cb: CloneCb = {
         Box::new(|| {
             if let Err(ret) = prctl::set_name("youki:[1:INTER]") {
                 tracing::error!(?ret, "failed to set name for child process");
@@ -73,6 +113,7 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
                 &mut init_chan,
                 &mut intermediate_main_sender,
                 &mut init_main_sender,
+                placed_in_cgroup.get(),
             ) {
                 Ok(_) => 0,
                 Err(err) => {
@@ -99,10 +140,28 @@ pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
         fork::container_clone
     };
 
-    let intermediate_pid = container_clone_fn(cb).map_err(|err| {
-        tracing::error!("failed to fork intermediate process: {}", err);
-        ProcessError::IntermediateProcessFailed(err)
-    })?;
+    let cloned_into = into_cgroup.as_ref().and_then(|dir| {
+        placed_in_cgroup.set(true);
+        match fork::container_clone_into_cgroup(&mut cb, container_args.as_sibling, dir.as_fd()) {
+            Ok(pid) => Some(pid),
+            Err(err) => {
+                tracing::debug!(?err, "clone3(CLONE_INTO_CGROUP) failed: moving the process instead");
+                placed_in_cgroup.set(false);
+                None
+            }
+        }
+    });
+    let intermediate_pid = match cloned_into {
+        Some(pid) => {
+            drop(cb);
+            pid
+        }
+        None => container_clone_fn(cb).map_err(|err| {
+            tracing::error!("failed to fork intermediate process: {}", err);
+            ProcessError::IntermediateProcessFailed(err)
+        })?,
+    };
+    drop(into_cgroup);
 
     // Close down unused fds. The corresponding fds are duplicated to the
     // child process during clone.

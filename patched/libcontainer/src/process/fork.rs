@@ -55,13 +55,39 @@ pub fn container_clone(cb: CloneCb) -> Result<Pid, CloneError> {
     clone_internal(cb, 0, Some(SIGCHLD as u64))
 }
 
+/// Clones a child (or, with `sibling`, a sibling as `container_clone_sibling` does) straight
+/// into the cgroup v2 directory `cgroup` (`clone3` with `CLONE_INTO_CGROUP`, Linux >= 5.7), so
+/// that it never has to be moved there: writing a pid to `cgroup.procs` takes the kernel's
+/// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace period (milliseconds)
+/// unless the hierarchy is mounted with `favordynmods`. No fallback: on any error the caller
+/// clones without it and moves the child as before. `cb` stays the caller's for that.
+pub fn container_clone_into_cgroup(
+    cb: &mut CloneCb,
+    sibling: bool,
+    cgroup: std::os::fd::BorrowedFd,
+) -> Result<Pid, CloneError> {
+    use std::os::fd::AsRawFd;
+    const CLONE_INTO_CGROUP: u64 = 0x200000000;
+    let (flags, exit_signal) = if sibling {
+        (libc::CLONE_PARENT as u64, None)
+    } else {
+        (0, Some(SIGCHLD as u64))
+    };
+    clone3(
+        cb,
+        flags | CLONE_INTO_CGROUP,
+        exit_signal,
+        Some(cgroup.as_raw_fd()),
+    )
+}
+
 // An internal wrapper to manage the clone3 vs clone fallback logic.
 fn clone_internal(
     mut cb: CloneCb,
     flags: u64,
     exit_signal: Option<u64>,
 ) -> Result<Pid, CloneError> {
-    match clone3(&mut cb, flags, exit_signal) {
+    match clone3(&mut cb, flags, exit_signal, None) {
         Ok(pid) => Ok(pid),
         // For now, we decide to only fallback on ENOSYS
         Err(CloneError::Clone(nix::Error::ENOSYS)) => {
@@ -77,7 +103,12 @@ fn clone_internal(
 // Unlike the clone call, clone3 is currently using the kernel syscall, mimicking
 // the interface of fork. There is not need to explicitly manage the memory, so
 // we can safely passing the callback closure as reference.
-fn clone3(cb: &mut CloneCb, flags: u64, exit_signal: Option<u64>) -> Result<Pid, CloneError> {
+fn clone3(
+    cb: &mut CloneCb,
+    flags: u64,
+    exit_signal: Option<u64>,
+    cgroup: Option<std::os::fd::RawFd>,
+) -> Result<Pid, CloneError> {
     #[repr(C)]
     struct clone3_args {
         flags: u64,
@@ -103,7 +134,7 @@ fn clone3(cb: &mut CloneCb, flags: u64, exit_signal: Option<u64>) -> Result<Pid,
         tls: 0,
         set_tid: 0,
         set_tid_size: 0,
-        cgroup: 0,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
     };
     let args_ptr = &mut args as *mut clone3_args;
     let args_size = std::mem::size_of::<clone3_args>();

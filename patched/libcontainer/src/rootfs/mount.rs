@@ -18,7 +18,7 @@ use nix::sys::statfs::{PROC_SUPER_MAGIC, statfs};
 use oci_spec::runtime::{Mount as SpecMount, MountBuilder as SpecMountBuilder};
 use pathrs::Root;
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+use pathrs::procfs::ProcfsBase;
 #[cfg(feature = "v1")]
 use procfs::process::Process;
 use procfs::process::{MountInfo, MountOptFields};
@@ -93,7 +93,7 @@ impl ProcMountInfoProvider {
 
 impl MountInfoProvider for ProcMountInfoProvider {
     fn mountinfo(&self) -> Result<Vec<MountInfo>> {
-        let reader = BufReader::new(ProcfsHandle::new()?.open(
+        let reader = BufReader::new(libcgroups::common::procfs()?.open(
             ProcfsBase::ProcSelf,
             "mountinfo",
             OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
@@ -300,7 +300,7 @@ impl Mount {
         let ppid = if ppid == 0 { std::process::id() } else { ppid };
         let root_cgroups = Process::new(ppid as i32)?.cgroups()?.0;
         let process_cgroups: HashMap<String, String> =
-            ProcessCGroups::from_read(ProcfsHandle::new()?.open(
+            ProcessCGroups::from_read(libcgroups::common::procfs()?.open(
                 ProcfsBase::ProcSelf,
                 "cgroup",
                 OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
@@ -514,7 +514,7 @@ impl Mount {
                 MountError::Other(err.into())
             })?;
 
-            let process_cgroup = ProcessCGroups::from_read(ProcfsHandle::new()?.open(
+            let process_cgroup = ProcessCGroups::from_read(libcgroups::common::procfs()?.open(
                 ProcfsBase::ProcSelf,
                 "cgroup",
                 OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,

@@ -74,10 +74,18 @@ impl Devices {
 
         let prog = program::Program::from_rules(&emulator.rules, emulator.default_allow)?;
 
-        // Increase `ulimit -l` limit to avoid BPF_PROG_LOAD error (#2167).
-        // This limit is not inherited into the container.
-        bpf_prog::bump_memlock_rlimit()?;
-        let prog_fd = bpf_prog::load(LICENSE, prog.bytecodes())?;
+        // Kernels before 5.11 charge BPF programs to `ulimit -l` and refuse the load with
+        // EPERM when it is too low (#2167); later ones charge the memory cgroup. Raising the
+        // limit needs CAP_SYS_RESOURCE, which a runtime inside a container may lack, so it is
+        // raised only when the kernel asks for it (as runc does through cilium/ebpf's
+        // `rlimit.RemoveMemlock`). This limit is not inherited into the container.
+        let prog_fd = match bpf_prog::load(LICENSE, prog.bytecodes()) {
+            Err(BpfError::Errno(errno)) if errno.0 == libc::EPERM => {
+                bpf_prog::bump_memlock_rlimit()?;
+                bpf_prog::load(LICENSE, prog.bytecodes())?
+            }
+            loaded => loaded?,
+        };
 
         // FIXME: simple way to attach BPF program
         //  1. get list of existing attached programs
@@ -140,7 +148,7 @@ mod tests {
         let query = mock_prog::query_context();
         let attach = mock_prog::attach_context();
         let detach2 = mock_prog::detach2_context();
-        bump_memlock_rlimit.expect().once().returning(|| Ok(()));
+        bump_memlock_rlimit.expect().never();
         load.expect()
             .once()
             .returning(move |_, _| Ok(file_descriptor));
@@ -173,7 +181,7 @@ mod tests {
         let query = mock_prog::query_context();
         let attach = mock_prog::attach_context();
         let detach2 = mock_prog::detach2_context();
-        bump_memlock_rlimit.expect().once().returning(|| Ok(()));
+        bump_memlock_rlimit.expect().never();
         load.expect()
             .once()
             .returning(move |_, _| Ok(file_descriptor));
@@ -185,6 +193,39 @@ mod tests {
         detach2.expect().once().returning(|_, _| Ok(()));
 
         // act
+        Devices::apply_devices(tmp.path(), &Some(vec![a_type])).expect("Could not apply devices");
+    }
+
+    #[test]
+    #[serial(bpf)] // mock contexts are shared
+    fn test_memlock_raised_only_when_the_load_is_refused() {
+        let (tmp, _) = setup("some.value");
+        let a_type = LinuxDeviceCgroupBuilder::default()
+            .typ(LinuxDeviceType::A)
+            .build()
+            .unwrap();
+
+        let bump_memlock_rlimit = mock_prog::bump_memlock_rlimit_context();
+        let load = mock_prog::load_context();
+        let query = mock_prog::query_context();
+        let attach = mock_prog::attach_context();
+        let mut seq = mockall::Sequence::new();
+        load.expect()
+            .once()
+            .in_sequence(&mut seq)
+            .returning(|_, _| Err(BpfError::Errno(errno::Errno(libc::EPERM))));
+        bump_memlock_rlimit
+            .expect()
+            .once()
+            .in_sequence(&mut seq)
+            .returning(|| Ok(()));
+        load.expect()
+            .once()
+            .in_sequence(&mut seq)
+            .returning(|_, _| Ok(6));
+        query.expect().once().returning(|_| Ok(vec![]));
+        attach.expect().once().returning(|_, _| Ok(()));
+
         Devices::apply_devices(tmp.path(), &Some(vec![a_type])).expect("Could not apply devices");
     }
 }

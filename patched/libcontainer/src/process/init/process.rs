@@ -15,7 +15,7 @@ use oci_spec::runtime::{
     LinuxSchedulerFlag, LinuxSchedulerPolicy, Scheduler, Spec, User,
 };
 use pathrs::flags::OpenFlags;
-use pathrs::procfs::{ProcfsBase, ProcfsHandle, ProcfsHandleBuilder};
+use pathrs::procfs::{ProcfsBase, ProcfsHandleBuilder};
 
 use super::Result;
 use super::context::InitContext;
@@ -824,7 +824,7 @@ fn set_supplementary_gids(
         }
 
         let mut setgroups = String::new();
-        ProcfsHandle::new()?
+        libcgroups::common::procfs()?
             .open(ProcfsBase::ProcSelf, "setgroups", OpenFlags::O_RDONLY)?
             .read_to_string(&mut setgroups)
             .map_err(|err| {

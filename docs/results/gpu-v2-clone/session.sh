@@ -1,0 +1,56 @@
+#!/bin/bash
+# One GPU-machine session (cgroup v2): validation of a build that clones the container's first
+# process into its cgroup, and the start-speed figures next to crun and runc.
+#   target/speed-probe/: nvidia-runtime-base (without the change), nvidia-runtime-new (with it),
+#   Debian's crun, runc, busybox (static), strace, maxrss (hack/maxrss.c), lib/ (their libraries
+#   the GPU host may lack: libyajl, libseccomp, ...).
+# usage (repository root, as root): bash docs/results/gpu-v2-clone/session.sh OUTDIR
+# Each step is bounded; OUTDIR/r.tgz is rewritten after each, so a cut-off run keeps what it did.
+set -u
+OUTDIR=$(readlink -f "${1:?output dir}")
+P=$PWD/target/speed-probe
+R=/tmp/session-r
+rm -rf "$R"; mkdir -p "$R" "$OUTDIR"
+NEW=$P/nvidia-runtime-new BASE=$P/nvidia-runtime-base
+chmod +x "$P"/* 2>/dev/null
+# libraries crun/runc/strace need and the host lacks; the host's own ones win
+mkdir -p /tmp/xlib
+for l in "$P"/lib/*; do
+    n=$(basename "$l")
+    ldconfig -p | grep -q "	$n " || cp "$l" /tmp/xlib/
+done
+export LD_LIBRARY_PATH=/tmp/xlib MAXRSS=$P/maxrss
+pack() { tar czf "$OUTDIR/r.tgz" -C /tmp session-r; echo "[$(date -u +%T)] $1"; }
+step() { # step NAME SECONDS CMD... : output in $R/NAME.txt
+    local name=$1 secs=$2; shift 2
+    timeout -k 5 "$secs" "$@" >"$R/$name.txt" 2>&1
+    echo "rc=$?" >>"$R/$name.txt"
+    pack "$name: $(tail -2 "$R/$name.txt" | head -1 | cut -c1-150)"
+}
+{
+    date -u; uname -a; nproc; nvidia-smi -L; grep cgroup /proc/mounts; ls /tmp/xlib
+    "$P/crun" --version | head -1; "$P/runc" --version | head -1; "$NEW" --version; "$BASE" --version
+    ls -l "$NEW" "$BASE" "$P/runc" "$P/crun"; command -v gcc python3
+} >"$R/host.txt" 2>&1
+pack host
+
+step check-v2-new 30 bash docs/results/local-speed/check-v2.sh "$NEW" "$P/busybox"
+step check-v2-base 30 bash docs/results/local-speed/check-v2.sh "$BASE" "$P/busybox"
+B=(python3 hack/bench --runtime "$NEW" --compare "base=$BASE" --crun "$P/crun" --runc "$P/runc"
+   --busybox "$P/busybox" --real-driver)
+step bench-1 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-1.json"
+step gpu-validation 180 bash tests/gpu/run.sh "$NEW" "$P/busybox" "$R/gpu"
+step gpu-cdi 120 bash tests/gpu/cdi.sh "$NEW" "$P/runc" "$P/busybox" "$R/cdi"
+BB=
+[[ -e /bin/busybox ]] || { cp "$P/busybox" /bin/busybox; BB=1; }
+step e2e-new 240 env RUNTIME="$NEW" E2E_FILE_TIMEOUT=120 bash tests/run-e2e.sh protect cleanup direct limits
+step profile-plain 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 \
+    crun="$P/crun" runc="$P/runc" base="$BASE" new="$NEW"
+step profile-gpu 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 --gpu \
+    base="$BASE" new="$NEW"
+step timeline-new-plain 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" --plain
+step timeline-new-gpu 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox"
+step sequential-gpu 90 python3 hack/bench-sequential -n 500 --runtime "$NEW" --busybox "$P/busybox" \
+    --json "$R/sequential-gpu.json"
+[[ -n $BB ]] && rm -f /bin/busybox
+pack done
