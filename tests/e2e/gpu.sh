@@ -272,12 +272,34 @@ test_bad_uuid() {
     run_refused "bad UUID"
     assert_contains "$ERR" "unknown NVIDIA GPU" "bad UUID: the error says 'unknown NVIDIA GPU'"
     assert_contains "$ERR" "$bad" "bad UUID: …and names it"
+    # The injection runs in a process of its own while the first one re-execs; the error is
+    # said once, on stderr and as the log's last error line.
+    assert_eq 1 "$(grep -c "unknown NVIDIA GPU" <<<"$ERR")" "bad UUID: the error is said once on stderr"
     capture rt state bad-uuid
     assert_rc 1 "bad UUID: the container does not exist"
+    local log=$TEST_TMP/bad-uuid.log
+    capture bash -c "cd '$B' && exec timeout -k 5 $E2E_TIMEOUT '$RUNTIME' --root '$STATE' --log '$log' --log-format json run bad-uuid </dev/null"
+    assert_rc 1 "bad UUID with --log: rc 1"
+    assert_eq 1 "$(grep -c "unknown NVIDIA GPU" "$log")" "…the error is one line of the log"
+    assert_contains "$(grep '"level":"error"' "$log" | tail -1)" "unknown NVIDIA GPU" "…its last error line"
 }
 
-# Injection happens in the first process, while the sealed copy of the binary is made; the
-# container is created by the sealed process. A create libcontainer refuses after the
+# The first process names the process injecting for it to the re-exec'd one; a name the caller
+# put in the environment is dropped: a child of the caller's that fails (exec'd into the
+# runtime, the runtime inherits it) changes nothing.
+test_injector_name_from_the_caller_is_ignored() {
+    gpu_bundle forged "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" sh -c 'ls /dev/nvidia[0-9]* | wc -l'
+    capture bash -c "cd '$B'; (exit 3) & export _NVIDIA_RUNTIME_INJECTOR=\$!; sleep 0.2; exec timeout -k 5 $E2E_TIMEOUT '$RUNTIME' --root '$STATE' run forged </dev/null"
+    assert_rc 0 "a caller's _NVIDIA_RUNTIME_INJECTOR naming its failed child: runs"
+    assert_eq 8 "$OUT" "…with all 8 GPUs injected"
+    capture bash -c "cd '$B'; exec env _NVIDIA_RUNTIME_INJECTOR=1 timeout -k 5 $E2E_TIMEOUT '$RUNTIME' --root '$STATE' run forged </dev/null"
+    assert_rc 0 "_NVIDIA_RUNTIME_INJECTOR=1 (not a child): runs"
+    assert_eq 8 "$OUT" "…with all 8 GPUs"
+}
+
+# Injection happens for the first process while it re-execs; the container is created by the
+# re-exec'd process. A create libcontainer refuses after the
 # injection (a namespace path that does not exist) must still be undone, across that exec.
 test_refused_after_injection_is_undone() {
     gpu_bundle refused-late "" NVIDIA_VISIBLE_DEVICES=all
@@ -598,7 +620,7 @@ test_hook_name_link() {
 
 run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
-    test_legacy_cuda_image test_requirements test_bad_uuid test_refused_after_injection_is_undone \
+    test_legacy_cuda_image test_requirements test_bad_uuid test_injector_name_from_the_caller_is_ignored test_refused_after_injection_is_undone \
     test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
     test_restart_on_the_same_rootfs test_inventory_cache_follows_the_driver \

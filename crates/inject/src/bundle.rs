@@ -75,14 +75,29 @@ pub struct Owner {
     pub start: u64,
 }
 
+/// The process this one acts for, if it was forked to do that process's work (see
+/// [`Owner::act_for`]).
+static ACTING_FOR: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+
 impl Owner {
-    /// This process; the same before and after it execs.
+    /// This process (the same before and after it execs), or the one it acts for.
     pub fn this_process() -> Self {
+        if let Some(owner) = ACTING_FOR.get() {
+            return *owner;
+        }
         let pid = std::process::id() as i32;
         Self {
             pid,
             start: start_time(pid).unwrap_or(0),
         }
+    }
+
+    /// Makes this process act for `owner` from now on: what it reserves and records is
+    /// `owner`'s, as if `owner` had done it. For a child forked to inject GPUs while its
+    /// parent re-execs; the parent, which keeps its pid and start time across the exec, then
+    /// finds the work its own. Only the first call counts.
+    pub fn act_for(owner: Owner) {
+        let _ = ACTING_FOR.set(owner);
     }
 
     pub fn is_alive(&self) -> bool {

@@ -1,12 +1,11 @@
 //! The seam between the runtime and GPU injection: before libcontainer reads
 //! `<bundle>/config.json`, rewrite it with what the container asked for.
 //!
-//! `create` and `run` inject in the first, unsealed process, while another thread makes the
-//! sealed copy of the binary to re-exec from (`protect.rs`): the copy takes longer than the
-//! injection, so the injection costs no time of its own. Nothing crosses that exec in the
-//! environment, where a caller could forge it: the sealed process finds the injection in the
-//! bundle's record, and adopts it only when its own process (same pid, same start time) wrote
-//! it; otherwise it injects itself.
+//! `create` and `run` inject in the first process, before it re-execs from a protected view of
+//! the binary (`protect.rs`); where that view is a sealed copy, the injection runs beside the
+//! copy on another thread. Nothing crosses that exec in the environment, where a caller could
+//! forge it: the re-exec'd process finds the injection in the bundle's record, and adopts it
+//! only when its own process (same pid, same start time) wrote it; otherwise it injects itself.
 
 use std::path::Path;
 use std::sync::OnceLock;

@@ -88,6 +88,12 @@ pub struct LogGuard {
 
 impl LogGuard {
     pub fn report_fatal(&self, err: &anyhow::Error) {
+        if err
+            .chain()
+            .any(|cause| cause.is::<crate::protect::Reported>())
+        {
+            return; // said by the process that failed
+        }
         let msg = describe(err);
         if self.initialised {
             tracing::error!("{msg}");

@@ -63,14 +63,17 @@ fn main() -> ExitCode {
 
     let failure_code = command.failure_code();
     if protect::needs_sealed_binary(&command) && !protect::is_sealed() {
-        // Re-execs once, from a sealed memfd copy, injecting GPUs meanwhile: see protect.rs.
+        // Re-execs once, from a protected view of the binary, injecting GPUs meanwhile: see
+        // protect.rs.
         let err = protect::reexec_sealed(
-            || commands::before_sealed_reexec(&command, &cli.global),
+            commands::injects(&command)
+                .then_some(|| commands::before_sealed_reexec(&command, &cli.global)),
             |injection| {
                 if let Some(injection) = injection {
                     injection.rollback();
                 }
             },
+            |err| log_guard.report_fatal(err),
         );
         log_guard.report_fatal(&err);
         return ExitCode::from(failure_code);

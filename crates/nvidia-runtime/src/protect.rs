@@ -180,9 +180,9 @@ fn open_on_read_only_overlay() -> Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// `execveat(fd, "", AT_EMPTY_PATH)` with this process's argv and environment. Returns only
-/// on failure.
-fn exec_fd(exe: &OwnedFd) -> std::io::Error {
+/// `execveat(fd, "", AT_EMPTY_PATH)` with this process's argv and environment, plus `extra`
+/// (`NAME=value`). Returns only on failure.
+fn exec_fd(exe: &OwnedFd, extra: Option<String>) -> std::io::Error {
     let cstrings = |items: Vec<std::ffi::OsString>| -> Vec<CString> {
         items
             .into_iter()
@@ -198,6 +198,7 @@ fn exec_fd(exe: &OwnedFd) -> std::io::Error {
                 kv.push(v);
                 kv
             })
+            .chain(extra.map(Into::into))
             .collect(),
     );
     let mut argv: Vec<*const libc::c_char> = args.iter().map(|s| s.as_ptr()).collect();
@@ -218,29 +219,152 @@ fn exec_fd(exe: &OwnedFd) -> std::io::Error {
     std::io::Error::last_os_error()
 }
 
+/// Names the process that injects GPUs for a create while it re-execs (its pid), for the
+/// re-exec'd process to wait for. Read once and removed; see [`wait_for_injector`].
+const INJECTOR_ENV: &str = "_NVIDIA_RUNTIME_INJECTOR";
+
+/// An error the process that made it has already reported (on stderr and in the log): the
+/// process that injects GPUs while the first one re-execs. Whoever fails with it says nothing
+/// more, so that each message is said once.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the GPU injection failed (reported above)")
+    }
+}
+
+impl std::error::Error for Reported {}
+
 /// Re-execs this process's argv from a protected view of the binary: the read-only overlay,
-/// or else a sealed copy. `meanwhile` runs before the exec (beside the copy, when one is
-/// made), and what it did is found on disk by the re-executed process. Returns only on
-/// failure: of `meanwhile` (its error), or of the copy or the exec (then `undo` is called with
-/// what `meanwhile` returned, since nobody else will act on it).
+/// or else a sealed copy. `meanwhile` (the GPU injection of `create` and `run`) runs while the
+/// exec happens: with the overlay, in a child forked for it, which acts for this process
+/// (`inject::Owner::act_for`: the reservation and the bundle's record name this process) and
+/// reports its own error with `report`; with a copy, beside the copy on a thread. What it did
+/// is found on disk by the re-executed process, which first waits for the child
+/// ([`wait_for_injector`]). Returns only on failure: of `meanwhile` (its error), or of the copy
+/// or the exec (then `undo` is called with what `meanwhile` did, since nobody else will act
+/// on it).
 pub fn reexec_sealed<T>(
-    meanwhile: impl FnOnce() -> Result<T>,
+    meanwhile: Option<impl Fn() -> Result<T>>,
     undo: impl FnOnce(T),
+    report: impl FnOnce(&anyhow::Error),
 ) -> anyhow::Error {
     match open_on_read_only_overlay() {
         Ok(exe) => {
-            let done = match meanwhile() {
-                Ok(prepared) => prepared,
-                Err(err) => return err,
+            let Some(meanwhile) = meanwhile else {
+                return anyhow!(exec_fd(&exe, None))
+                    .context("cannot re-exec from a read-only view of the binary");
             };
-            let err = exec_fd(&exe);
-            undo(done);
+            let owner = inject::Owner::this_process();
+            // only the name this process gives its child may reach the re-exec'd process
+            std::env::remove_var(INJECTOR_ENV);
+            // SAFETY: this process has one thread here (the copy's thread is only made on
+            // the other path), so the child may run any code
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                inject::Owner::act_for(owner);
+                let code = match meanwhile() {
+                    Ok(done) => {
+                        // what it did is the re-exec'd process's now: nothing here undoes it
+                        std::mem::forget(done);
+                        0
+                    }
+                    Err(err) => {
+                        report(&err);
+                        1
+                    }
+                };
+                // SAFETY: leaves without running the parent's exit handlers twice
+                unsafe { libc::_exit(code) };
+            }
+            if child < 0 {
+                tracing::debug!("cannot fork the injection: injecting before the re-exec");
+                let done = match meanwhile() {
+                    Ok(done) => done,
+                    Err(err) => return err,
+                };
+                let err = exec_fd(&exe, None);
+                undo(done);
+                return anyhow!(err).context("cannot re-exec from a read-only view of the binary");
+            }
+            let err = exec_fd(&exe, Some(format!("{INJECTOR_ENV}={child}")));
+            // The exec failed: once the child is done, its work is adopted (it acted for this
+            // process) and undone.
+            std::env::remove_var(INJECTOR_ENV);
+            if reap(child) == Some(0) {
+                if let Ok(done) = meanwhile() {
+                    undo(done);
+                }
+            }
             return anyhow!(err).context("cannot re-exec from a read-only view of the binary");
         }
         Err(err) => {
             tracing::debug!("no read-only overlay view of the binary ({err:#}): copying it");
         }
     }
+    let Some(meanwhile) = meanwhile else {
+        return copy_and_exec(|| Ok(()), |()| ());
+    };
+    copy_and_exec(meanwhile, undo)
+}
+
+/// In the re-exec'd process of a `create` or `run`: waits for the child that injected GPUs
+/// while this process re-exec'd (named in its environment by the process before the exec,
+/// which is this one), so that what it did is on disk. Ok when it succeeded, or when there is
+/// no such child (a copy was made instead, or the name is not of a child of this process: it
+/// then injects itself, as always). [`Reported`] when it failed and said why.
+pub fn wait_for_injector() -> Result<()> {
+    let Some(pid) = std::env::var_os(INJECTOR_ENV) else {
+        return Ok(());
+    };
+    // SAFETY (edition 2021: safe): no other thread reads the environment yet
+    std::env::remove_var(INJECTOR_ENV);
+    let Some(pid) = pid.to_str().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
+        return Ok(());
+    };
+    let mut status = 0;
+    // SAFETY: plain syscall on an int
+    let waited = loop {
+        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if ret >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break ret;
+        }
+    };
+    if waited != pid {
+        return Ok(());
+    }
+    if libc::WIFEXITED(status) {
+        return match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            _ => Err(anyhow!(Reported)),
+        };
+    }
+    bail!(
+        "the process injecting GPUs (pid {pid}) was killed by signal {}",
+        libc::WTERMSIG(status)
+    )
+}
+
+/// Waits for `child`; its exit code, `None` if it was killed or cannot be waited for.
+fn reap(child: libc::pid_t) -> Option<i32> {
+    let mut status = 0;
+    loop {
+        // SAFETY: plain syscall on an int
+        let ret = unsafe { libc::waitpid(child, &mut status, 0) };
+        if ret == child {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        if ret < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
+        }
+    }
+}
+
+/// The fallback: re-exec from a sealed memfd copy of the binary, made on a thread while
+/// `meanwhile` runs.
+fn copy_and_exec<T>(meanwhile: impl FnOnce() -> Result<T>, undo: impl FnOnce(T)) -> anyhow::Error {
     let copier = std::thread::spawn(|| -> Result<pentacle::SealedCommand> {
         let mut exe =
             std::fs::File::open("/proc/self/exe").context("cannot open /proc/self/exe")?;

@@ -26,16 +26,17 @@ pub(super) struct CreateRequest<'a> {
     pub(super) detach: bool,
 }
 
-/// The checks of a create, the reservation of its id, then the GPU injection. Runs in the
-/// unsealed process, beside the copy of the binary (`protect.rs`), and again in the sealed
-/// process, which finds the id reserved and the bundle injected by its own first process and
-/// goes on with both.
+/// The checks of a create, the reservation of its id, then the GPU injection. Runs for the
+/// first process while it re-execs (`protect.rs`), and again in the re-exec'd process, which
+/// finds the id reserved and the bundle injected for it and goes on with both.
 fn check_and_inject(
     id: &str,
     bundle: &Path,
     global: &GlobalOpts,
 ) -> Result<(PathBuf, gpu::Injection)> {
     let root = root_dir(global);
+    // (in the re-exec'd process: what the injecting child did must be on disk first)
+    crate::protect::wait_for_injector()?;
     state::validate_id(id)?;
     let bundle = std::fs::canonicalize(bundle)
         .with_context(|| format!("cannot use bundle {}", bundle.display()))?;

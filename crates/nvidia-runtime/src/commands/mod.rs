@@ -35,6 +35,14 @@ use crate::gpu;
 
 /// What `create` and `run` do before the sealed re-exec (see `protect.rs`): the GPU injection,
 /// which the sealed process finds in the bundle. Nothing for `exec`.
+/// Whether `command` injects GPUs before it makes a container (`create`, `run`).
+pub fn injects(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Create(_) | Command::Common(CommonCmd::Run(_))
+    )
+}
+
 pub fn before_sealed_reexec(
     command: &Command,
     global: &GlobalOpts,
