@@ -2,6 +2,7 @@
 # One GPU-machine session (cgroup v2): validation of a build that clones the container's first
 # process into its cgroup, and the start-speed figures next to crun and runc.
 #   target/speed-probe/: nvidia-runtime-base (without the change), nvidia-runtime-new (with it),
+#   optionally nvidia-runtime-prev (an intermediate build, a third series),
 #   Debian's crun, runc, busybox (static), strace, maxrss (hack/maxrss.c), lib/ (their libraries
 #   the GPU host may lack: libyajl, libseccomp, ...).
 # usage (repository root, as root): bash docs/results/gpu-v2-clone/session.sh OUTDIR
@@ -11,7 +12,7 @@ OUTDIR=$(readlink -f "${1:?output dir}")
 P=$PWD/target/speed-probe
 R=/tmp/session-r
 rm -rf "$R"; mkdir -p "$R" "$OUTDIR"
-NEW=$P/nvidia-runtime-new BASE=$P/nvidia-runtime-base
+NEW=$P/nvidia-runtime-new BASE=$P/nvidia-runtime-base PREV=$P/nvidia-runtime-prev
 chmod +x "$P"/* 2>/dev/null
 # libraries crun/runc/strace need and the host lacks; the host's own ones win
 mkdir -p /tmp/xlib
@@ -36,21 +37,24 @@ pack host
 
 step check-v2-new 30 bash docs/results/local-speed/check-v2.sh "$NEW" "$P/busybox"
 step check-v2-base 30 bash docs/results/local-speed/check-v2.sh "$BASE" "$P/busybox"
-B=(python3 hack/bench --runtime "$NEW" --compare "base=$BASE" --crun "$P/crun" --runc "$P/runc"
+COMPARE=(--compare "base=$BASE")
+[[ -x $PREV ]] && COMPARE+=(--compare "prev=$PREV")
+B=(python3 hack/bench --runtime "$NEW" "${COMPARE[@]}" --crun "$P/crun" --runc "$P/runc"
    --busybox "$P/busybox" --real-driver)
 step bench-1 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-1.json"
+${BENCH2:-false} && step bench-2 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-2.json"
 step gpu-validation 180 bash tests/gpu/run.sh "$NEW" "$P/busybox" "$R/gpu"
 step gpu-cdi 120 bash tests/gpu/cdi.sh "$NEW" "$P/runc" "$P/busybox" "$R/cdi"
 BB=
 [[ -e /bin/busybox ]] || { cp "$P/busybox" /bin/busybox; BB=1; }
-step e2e-new 240 env RUNTIME="$NEW" E2E_FILE_TIMEOUT=120 bash tests/run-e2e.sh protect cleanup direct limits
-step profile-plain 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 \
+step e2e-new 240 env RUNTIME="$NEW" E2E_FILE_TIMEOUT=120 bash tests/run-e2e.sh ${E2E_FILES:-protect cleanup direct limits}
+${PROFILE:-true} && step profile-plain 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 \
     crun="$P/crun" runc="$P/runc" base="$BASE" new="$NEW"
-step profile-gpu 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 --gpu \
+${PROFILE:-true} && step profile-gpu 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 --gpu \
     base="$BASE" new="$NEW"
 step timeline-new-plain 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" --plain
 step timeline-new-gpu 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox"
-step sequential-gpu 90 python3 hack/bench-sequential -n 500 --runtime "$NEW" --busybox "$P/busybox" \
+${SEQUENTIAL:-true} && step sequential-gpu 90 python3 hack/bench-sequential -n 500 --runtime "$NEW" --busybox "$P/busybox" \
     --json "$R/sequential-gpu.json"
 [[ -n $BB ]] && rm -f /bin/busybox
 pack done
