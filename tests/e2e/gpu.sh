@@ -298,6 +298,34 @@ test_injector_name_from_the_caller_is_ignored() {
     assert_eq 8 "$OUT" "…with all 8 GPUs"
 }
 
+# The child that injects while the first process re-execs is killed (here while it waits for
+# the bundle's lock, held by someone else): the run fails saying so, and the re-exec'd
+# process undoes what the child did for it (the id's reservation).
+test_killed_injection_is_undone() {
+    gpu_bundle killed "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" echo program-ran
+    local before holder runner child rc
+    before=$(sha_of "$B/config.json")
+    flock "$B" sleep 30 &
+    holder=$!
+    sleep 0.2
+    (cd "$B" && exec "$RUNTIME" --root "$STATE" run killed </dev/null >"$TEST_TMP/killed.out" 2>&1) &
+    runner=$!
+    wait_for 5 pgrep -P "$runner" >/dev/null || true
+    child=$(pgrep -P "$runner" | head -1 || true)
+    assert_ne "" "$child" "the runtime has a child injecting (waiting for the bundle's lock)"
+    [[ -n $child ]] && kill -9 "$child"
+    sleep 0.2
+    kill "$holder"; wait "$holder" 2>/dev/null || true
+    if wait "$runner"; then rc=0; else rc=$?; fi
+    assert_ne 0 "$rc" "the run fails"
+    assert_contains "$(cat "$TEST_TMP/killed.out")" "killed by signal 9" "…saying the injection was killed"
+    assert_not_contains "$(cat "$TEST_TMP/killed.out")" "program-ran" "…the program never ran"
+    assert_eq "" "$(ls -A "$STATE")" "…no reservation or state left under \$STATE"
+    assert_eq "$before" "$(sha_of "$B/config.json")" "…config.json unchanged"
+    assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "…nothing else left in the bundle"
+}
+
 # Injection happens for the first process while it re-execs; the container is created by the
 # re-exec'd process. A create libcontainer refuses after the
 # injection (a namespace path that does not exist) must still be undone, across that exec.
@@ -620,7 +648,8 @@ test_hook_name_link() {
 
 run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
-    test_legacy_cuda_image test_requirements test_bad_uuid test_injector_name_from_the_caller_is_ignored test_refused_after_injection_is_undone \
+    test_legacy_cuda_image test_requirements test_bad_uuid test_injector_name_from_the_caller_is_ignored test_killed_injection_is_undone \
+    test_refused_after_injection_is_undone \
     test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
     test_restart_on_the_same_rootfs test_inventory_cache_follows_the_driver \

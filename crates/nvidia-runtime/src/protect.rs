@@ -341,11 +341,25 @@ pub fn wait_for_injector() -> Result<()> {
             _ => Err(anyhow!(Reported)),
         };
     }
-    bail!(
-        "the process injecting GPUs (pid {pid}) was killed by signal {}",
-        libc::WTERMSIG(status)
-    )
+    Err(anyhow!(InjectorKilled(libc::WTERMSIG(status))))
 }
+
+/// The child injecting GPUs was killed (by this signal) before it finished: what it did is
+/// for the re-exec'd process to undo.
+#[derive(Debug)]
+pub struct InjectorKilled(pub i32);
+
+impl std::fmt::Display for InjectorKilled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the process injecting GPUs was killed by signal {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InjectorKilled {}
 
 /// Waits for `child`; its exit code, `None` if it was killed or cannot be waited for.
 fn reap(child: libc::pid_t) -> Option<i32> {

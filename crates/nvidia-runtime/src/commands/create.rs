@@ -36,10 +36,22 @@ fn check_and_inject(
 ) -> Result<(PathBuf, gpu::Injection)> {
     let root = root_dir(global);
     // (in the re-exec'd process: what the injecting child did must be on disk first)
-    crate::protect::wait_for_injector()?;
+    let injector = crate::protect::wait_for_injector();
     state::validate_id(id)?;
     let bundle = std::fs::canonicalize(bundle)
         .with_context(|| format!("cannot use bundle {}", bundle.display()))?;
+    if let Err(err) = injector {
+        if err.is::<crate::protect::InjectorKilled>() {
+            // it acted for this process: its reservation and pending injection are ours
+            if let Ok(reservation) = state::reserve(&root, id) {
+                if let Ok(Some(undo)) = inject::adopt(&bundle) {
+                    undo.rollback();
+                }
+                drop(reservation);
+            }
+        }
+        return Err(err);
+    }
     // Before the bundle is touched: of two creates of one id, the loser changes nothing.
     let reservation = state::reserve(&root, id)?;
     let injection = gpu::prepare_bundle(&bundle)
