@@ -2,7 +2,7 @@
 # One GPU-machine session (cgroup v2): validation of a build that clones the container's first
 # process into its cgroup, and the start-speed figures next to crun and runc.
 #   target/speed-probe/: nvidia-runtime-base (without the change), nvidia-runtime-new (with it),
-#   optionally nvidia-runtime-prev (an intermediate build, a third series),
+#   optionally more builds as nvidia-runtime-NAME (a series each, named NAME),
 #   Debian's crun, runc, busybox (static), strace, maxrss (hack/maxrss.c), lib/ (their libraries
 #   the GPU host may lack: libyajl, libseccomp, ...).
 # usage (repository root, as root): bash docs/results/gpu-v2-clone/session.sh OUTDIR
@@ -12,7 +12,7 @@ OUTDIR=$(readlink -f "${1:?output dir}")
 P=$PWD/target/speed-probe
 R=/tmp/session-r
 rm -rf "$R"; mkdir -p "$R" "$OUTDIR"
-NEW=$P/nvidia-runtime-new BASE=$P/nvidia-runtime-base PREV=$P/nvidia-runtime-prev
+NEW=$P/nvidia-runtime-new BASE=$P/nvidia-runtime-base
 chmod +x "$P"/* 2>/dev/null
 # libraries crun/runc/strace need and the host lacks; the host's own ones win
 mkdir -p /tmp/xlib
@@ -37,8 +37,11 @@ pack host
 
 step check-v2-new 30 bash docs/results/local-speed/check-v2.sh "$NEW" "$P/busybox"
 step check-v2-base 30 bash docs/results/local-speed/check-v2.sh "$BASE" "$P/busybox"
-COMPARE=(--compare "base=$BASE")
-[[ -x $PREV ]] && COMPARE+=(--compare "prev=$PREV")
+# every other build there is a series of its own: nvidia-runtime-NAME -> NAME
+COMPARE=()
+for b in "$P"/nvidia-runtime-*; do
+    [[ $b == "$NEW" ]] || COMPARE+=(--compare "${b##*/nvidia-runtime-}=$b")
+done
 B=(python3 hack/bench --runtime "$NEW" "${COMPARE[@]}" --crun "$P/crun" --runc "$P/runc"
    --busybox "$P/busybox" --real-driver)
 step bench-1 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-1.json"

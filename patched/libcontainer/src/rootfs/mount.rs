@@ -604,15 +604,19 @@ impl Mount {
 
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let dir_perm = Permissions::from_mode(0o755);
+        // A destination that exists already (the image has it, or it was made before the
+        // container was created, as the GPU injection does) needs neither `mkdir_all` nor
+        // `create_file`, whose pathrs checks cost some 60 syscalls per mount.
+        let existing = root.resolve(container_dest).ok();
         let src = if is_bind(m) {
             let src = canonicalize(source).map_err(|err| {
                 tracing::error!("failed to canonicalize {:?}: {}", source, err);
                 err
             })?;
 
-            if src.is_dir() {
+            if existing.is_none() && src.is_dir() {
                 root.mkdir_all(container_dest, &dir_perm)?;
-            } else {
+            } else if existing.is_none() {
                 let parent = container_dest
                     .parent()
                     .ok_or(MountError::Custom("destination has no parent".to_string()))?;
@@ -637,11 +641,16 @@ impl Mount {
 
             src
         } else {
-            root.mkdir_all(container_dest, &dir_perm)?;
+            if existing.is_none() {
+                root.mkdir_all(container_dest, &dir_perm)?;
+            }
             PathBuf::from(source)
         };
 
-        let dest: OwnedFd = root.resolve(container_dest)?.into();
+        let dest: OwnedFd = match existing {
+            Some(dest) => dest.into(),
+            None => root.resolve(container_dest)?.into(),
+        };
         let dest_fd = dest.as_fd();
 
         // fd-based mount flow:
