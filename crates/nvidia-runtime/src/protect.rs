@@ -324,17 +324,9 @@ pub fn wait_for_injector() -> Result<()> {
     let Some(pid) = pid.to_str().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
         return Ok(());
     };
-    let mut status = 0;
-    // SAFETY: plain syscall on an int
-    let waited = loop {
-        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if ret >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break ret;
-        }
-    };
-    if waited != pid {
+    let Some(status) = wait_status(pid) else {
         return Ok(());
-    }
+    };
     if libc::WIFEXITED(status) {
         return match libc::WEXITSTATUS(status) {
             0 => Ok(()),
@@ -361,14 +353,22 @@ impl std::fmt::Display for InjectorKilled {
 
 impl std::error::Error for InjectorKilled {}
 
-/// Waits for `child`; its exit code, `None` if it was killed or cannot be waited for.
+/// Waits for `child`; its exit code, `None` if it was killed or is not a child of this process.
 fn reap(child: libc::pid_t) -> Option<i32> {
+    wait_status(child)
+        .filter(|&status| libc::WIFEXITED(status))
+        .map(|status| libc::WEXITSTATUS(status))
+}
+
+/// Waits for `child` (again when interrupted); its wait status, `None` if it is not a child
+/// of this process.
+fn wait_status(child: libc::pid_t) -> Option<libc::c_int> {
     let mut status = 0;
     loop {
         // SAFETY: plain syscall on an int
         let ret = unsafe { libc::waitpid(child, &mut status, 0) };
         if ret == child {
-            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            return Some(status);
         }
         if ret < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
             return None;
