@@ -67,6 +67,12 @@ fn prepare_clone_into_cgroup(container_args: &ContainerArgs) -> Result<Option<Ow
     let cgroup = |err: String| ProcessError::Cgroup(err);
     let manager = libcgroups::common::create_cgroup_manager(container_args.cgroup_config.clone())
         .map_err(|err| cgroup(err.to_string()))?;
+    let Some(dir) = manager
+        .prepare_clone_into()
+        .map_err(|err| cgroup(format!("cannot make the container's cgroup: {err}")))?
+    else {
+        return Ok(None); // cgroup v1, systemd: the intermediate process moves itself
+    };
     // A process cloned into a frozen cgroup stops there, and the create waiting for it would
     // wait for ever (the intermediate process checks this itself when it moves).
     let state = manager
@@ -79,9 +85,7 @@ fn prepare_clone_into_cgroup(container_args: &ContainerArgs) -> Result<Option<Ow
             container_args.cgroup_config.cgroup_path.display()
         )));
     }
-    manager
-        .prepare_clone_into()
-        .map_err(|err| cgroup(format!("cannot make the container's cgroup: {err}")))
+    Ok(Some(dir))
 }
 
 pub fn container_main_process(container_args: &ContainerArgs) -> Result<Pid> {
