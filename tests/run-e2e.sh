@@ -36,7 +36,7 @@ if [[ ${1:-} == --cgroup2-view ]]; then
             rc=$?
             echo $$ >/sys/fs/cgroup/cgroup.procs
             rmdir "$caller" || rc=1
-            exit $rc' "${BASH_SOURCE[0]}" "$@"
+            exit $rc' "${BASH_SOURCE[0]}" --cgroup2-view "$@"
     fi
     echo "cgroup v2 view: /sys/fs/cgroup is the unified hierarchy; controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 fi
