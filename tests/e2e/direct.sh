@@ -389,6 +389,14 @@ test_missing_container() {
     capture rt create --bundle "$TEST_TMP/no-such-bundle" nb </dev/null
     assert_rc 1 "create with a missing bundle dir fails with rc 1"
     assert_contains "$ERR" "no-such-bundle" "…naming the bundle"
+    assert_eq 1 "$(grep -c "no-such-bundle" <<<"$ERR")" "…once"
+    local b=$TEST_TMP/badid
+    make_bundle "$b" true
+    capture rt run --bundle "$b" "bad/id" </dev/null
+    assert_rc 1 "run with an id that is not one fails with rc 1"
+    assert_contains "$ERR" "invalid container id" "…saying so"
+    assert_eq 1 "$(grep -c "invalid container id" <<<"$ERR")" "…once"
+    assert_eq "" "$(ls -A "$STATE")" "…leaving nothing under \$STATE"
 }
 
 test_delete_force_running() {

@@ -35,28 +35,38 @@ fn check_and_inject(
     global: &GlobalOpts,
 ) -> Result<(PathBuf, gpu::Injection)> {
     let root = root_dir(global);
-    // (in the re-exec'd process: what the injecting child did must be on disk first)
+    // (in the re-exec'd process: what the injecting child did must be on disk first; if it
+    // failed it said why, having made the same checks as below)
     let injector = crate::protect::wait_for_injector();
+    if let Err(err) = injector {
+        if err.is::<crate::protect::Reported>() {
+            return Err(err);
+        }
+        return Err(undo_killed_injector(err, &root, id, bundle));
+    }
     state::validate_id(id)?;
     let bundle = std::fs::canonicalize(bundle)
         .with_context(|| format!("cannot use bundle {}", bundle.display()))?;
-    if let Err(err) = injector {
-        if err.is::<crate::protect::InjectorKilled>() {
-            // it acted for this process: its reservation and pending injection are ours
-            if let Ok(reservation) = state::reserve(&root, id) {
-                if let Ok(Some(undo)) = inject::adopt(&bundle) {
-                    undo.rollback();
-                }
-                drop(reservation);
-            }
-        }
-        return Err(err);
-    }
     // Before the bundle is touched: of two creates of one id, the loser changes nothing.
     let reservation = state::reserve(&root, id)?;
     let injection = gpu::prepare_bundle(&bundle)
         .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
     Ok((bundle, injection.reserved(reservation)))
+}
+
+/// The child injecting for this process was killed (`err`): it acted for this process, so its
+/// reservation of `id` and its pending injection into `bundle` are this process's to undo.
+fn undo_killed_injector(err: anyhow::Error, root: &Path, id: &str, bundle: &Path) -> anyhow::Error {
+    if let Ok(reservation) = state::reserve(root, id) {
+        let adopted = std::fs::canonicalize(bundle)
+            .ok()
+            .and_then(|bundle| inject::adopt(&bundle).ok().flatten());
+        if let Some(undo) = adopted {
+            undo.rollback();
+        }
+        drop(reservation);
+    }
+    err
 }
 
 /// For `create` and `run` in the unsealed process: check, reserve and inject. The sealed
