@@ -316,7 +316,7 @@ test_killed_injection_is_undone() {
     assert_ne "" "$child" "the runtime has a child injecting (waiting for the bundle's lock)"
     [[ -n $child ]] && kill -9 "$child"
     sleep 0.2
-    kill "$holder"; wait "$holder" 2>/dev/null || true
+    pkill -P "$holder" || true; kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
     if wait "$runner"; then rc=0; else rc=$?; fi
     assert_ne 0 "$rc" "the run fails"
     assert_contains "$(cat "$TEST_TMP/killed.out")" "killed by signal 9" "…saying the injection was killed"
@@ -324,6 +324,65 @@ test_killed_injection_is_undone() {
     assert_eq "" "$(ls -A "$STATE")" "…no reservation or state left under \$STATE"
     assert_eq "$before" "$(sha_of "$B/config.json")" "…config.json unchanged"
     assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "…nothing else left in the bundle"
+}
+
+# A caller that ignores SIGCHLD (the disposition survives exec) would have the kernel reap the
+# injecting child, and the init of `run`, before the runtime could learn how they ended.
+test_caller_ignoring_sigchld() {
+    local ign=$TEST_TMP/ignore-sigchld.py
+    printf 'import os, signal, sys\nsignal.signal(signal.SIGCHLD, signal.SIG_IGN)\nos.execv(sys.argv[1], sys.argv[1:])\n' >"$ign"
+    gpu_bundle sigchld "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" sh -c 'ls /dev/nvidia[0-9]* | wc -l'
+    capture bash -c "cd '$B' && exec timeout -k 5 $E2E_TIMEOUT python3 '$ign' '$RUNTIME' --root '$STATE' run sigchld </dev/null"
+    assert_rc 0 "run from a caller that ignores SIGCHLD: rc 0"
+    assert_eq 8 "$OUT" "…with all 8 GPUs"
+    gpu_bundle sigchld-bad "" NVIDIA_VISIBLE_DEVICES=99
+    capture bash -c "cd '$B' && exec timeout -k 5 $E2E_TIMEOUT python3 '$ign' '$RUNTIME' --root '$STATE' run sigchld-bad </dev/null"
+    assert_rc 1 "…a refused one: rc 1"
+    assert_eq 1 "$(grep -c "unknown NVIDIA GPU" <<<"$ERR")" "…its error said once"
+    assert_eq "" "$(ls -A "$STATE")" "…nothing left under \$STATE"
+}
+
+# A shim that gives up kills the runtime's pid only: the child injecting for it must not go on
+# and change the bundle after the runtime is gone.
+test_runtime_killed_while_injecting() {
+    gpu_bundle orphan "" NVIDIA_VISIBLE_DEVICES=all
+    local before holder runner child
+    before=$(sha_of "$B/config.json")
+    flock "$B" sleep 30 &
+    holder=$!
+    sleep 0.2
+    (cd "$B" && exec "$RUNTIME" --root "$STATE" create orphan </dev/null >/dev/null 2>&1) &
+    runner=$!
+    wait_for 5 pgrep -P "$runner" >/dev/null || true
+    child=$(pgrep -P "$runner" | head -1 || true)
+    assert_ne "" "$child" "the runtime has a child injecting (waiting for the bundle's lock)"
+    kill -9 "$runner"
+    wait "$runner" 2>/dev/null || true
+    [[ -n $child ]] && wait_for 5 bash -c "! kill -0 $child 2>/dev/null" || true
+    assert_false "…killing the runtime kills it too" kill -0 "${child:-0}"
+    pkill -P "$holder" || true; kill "$holder" 2>/dev/null || true; wait "$holder" 2>/dev/null || true
+    sleep 0.3
+    assert_eq "$before" "$(sha_of "$B/config.json")" "…and the bundle's config.json stays as it was"
+    assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "…with nothing added to the bundle"
+    rm -rf "$STATE/@creating"
+}
+
+# Where the binary cannot be seen through overlayfs (a directory name with a comma; also any
+# kernel before 6.5) it re-execs from a sealed copy: a caller's _NVIDIA_RUNTIME_INJECTOR naming
+# its own child must not make it wait for that child.
+test_injector_name_on_the_copy_path() {
+    local dir="$TEST_TMP/copy,path"
+    mkdir -p "$dir"
+    cp "$RUNTIME" "$dir/nvidia-runtime"
+    gpu_bundle copypath "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" sh -c 'ls /dev/nvidia[0-9]* | wc -l'
+    local start=$SECONDS
+    capture bash -c "cd '$B'; sleep 30 & echo \$! >'$TEST_TMP/copypath.pid'; export _NVIDIA_RUNTIME_INJECTOR=\$!; exec timeout -k 5 20 '$dir/nvidia-runtime' --root '$STATE' run copypath </dev/null"
+    assert_rc 0 "re-exec from a sealed copy with a caller's _NVIDIA_RUNTIME_INJECTOR: rc 0"
+    assert_eq 8 "$OUT" "…with all 8 GPUs"
+    assert_true "…without waiting for the caller's child" test $((SECONDS - start)) -lt 15
+    kill "$(cat "$TEST_TMP/copypath.pid")" 2>/dev/null || true
 }
 
 # Injection happens for the first process while it re-execs; the container is created by the
@@ -649,6 +708,7 @@ test_hook_name_link() {
 run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
     test_legacy_cuda_image test_requirements test_bad_uuid test_injector_name_from_the_caller_is_ignored test_killed_injection_is_undone \
+    test_caller_ignoring_sigchld test_runtime_killed_while_injecting test_injector_name_on_the_copy_path \
     test_refused_after_injection_is_undone \
     test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \

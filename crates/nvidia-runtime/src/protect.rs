@@ -251,6 +251,15 @@ pub fn reexec_sealed<T>(
     undo: impl FnOnce(T),
     report: impl FnOnce(&anyhow::Error),
 ) -> anyhow::Error {
+    // Only the name this process gives its child may reach the re-exec'd process, whichever
+    // way it re-execs.
+    std::env::remove_var(INJECTOR_ENV);
+    // A caller that ignores SIGCHLD (the disposition survives exec) would have the kernel reap
+    // the child as it exits, and the re-exec'd process could not learn how it ended (nor, in
+    // `run`, wait for the container's init). runc's Go runtime catches SIGCHLD; here it goes
+    // back to the default, which this process and the re-exec'd one keep.
+    // SAFETY: setting a signal's disposition to its default
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     match open_on_read_only_overlay() {
         Ok(exe) => {
             let Some(meanwhile) = meanwhile else {
@@ -258,12 +267,21 @@ pub fn reexec_sealed<T>(
                     .context("cannot re-exec from a read-only view of the binary");
             };
             let owner = inject::Owner::this_process();
-            // only the name this process gives its child may reach the re-exec'd process
-            std::env::remove_var(INJECTOR_ENV);
+            // SAFETY: plain syscall
+            let parent = unsafe { libc::getpid() };
             // SAFETY: this process has one thread here (the copy's thread is only made on
             // the other path), so the child may run any code
             let child = unsafe { libc::fork() };
             if child == 0 {
+                // If the runtime is killed (a shim that gives up kills its pid only), its
+                // injection must not go on and change the bundle behind everyone's back.
+                // SAFETY: plain syscalls
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != parent {
+                        libc::_exit(1);
+                    }
+                }
                 inject::Owner::act_for(owner);
                 let code = match meanwhile() {
                     Ok(done) => {
