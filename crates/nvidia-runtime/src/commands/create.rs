@@ -69,8 +69,9 @@ fn undo_killed_injector(err: anyhow::Error, root: &Path, id: &str, bundle: &Path
     err
 }
 
-/// For `create` and `run` in the unsealed process: check, reserve and inject. The sealed
-/// process finds what this did on disk; nothing is passed in its environment.
+/// For `create` and `run`, for the unsealed process while it re-execs: check, reserve and
+/// inject. The re-exec'd process finds what this did on disk; it is only told which child to
+/// wait for.
 pub fn inject_before_reexec(
     id: &str,
     bundle: &Path,
