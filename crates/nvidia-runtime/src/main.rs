@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         // Re-execs once, from a protected view of the binary, injecting GPUs meanwhile: see
         // protect.rs.
         let err = protect::reexec_sealed(
-            commands::injects(&command)
+            commands::may_inject(&command)
                 .then_some(|| commands::before_sealed_reexec(&command, &cli.global)),
             |injection| {
                 if let Some(injection) = injection {

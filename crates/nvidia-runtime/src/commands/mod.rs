@@ -35,12 +35,23 @@ use crate::gpu;
 
 /// What `create` and `run` do before the sealed re-exec (see `protect.rs`): the GPU injection,
 /// which the sealed process finds in the bundle. Nothing for `exec`.
-/// Whether `command` injects GPUs before it makes a container (`create`, `run`).
-pub fn injects(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Create(_) | Command::Common(CommonCmd::Run(_))
-    )
+/// Whether `command` may inject GPUs before it makes a container: a `create` or `run` whose
+/// `config.json` names NVIDIA, CUDA or CDI anywhere (or cannot be read here). Only where it
+/// may is the injection forked beside the re-exec (`protect::reexec_sealed`): a fork costs a
+/// plain container more than its check for no request saves. Never a correctness question:
+/// a create with no child injecting for it does the whole injection itself.
+pub fn may_inject(command: &Command) -> bool {
+    let bundle = match command {
+        Command::Create(args) => &args.bundle,
+        Command::Common(CommonCmd::Run(args)) => &args.bundle,
+        _ => return false,
+    };
+    match inject::textfile::read_text(&bundle.join("config.json"), 64 << 20) {
+        Ok(Some(text)) => ["NVIDIA", "nvidia", "CUDA", "cdi"]
+            .iter()
+            .any(|word| text.contains(word)),
+        _ => true,
+    }
 }
 
 pub fn before_sealed_reexec(
