@@ -59,7 +59,9 @@ impl Injection {
     }
 }
 
-pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
+/// `report_config`: whether this process says what the config file says of itself (its
+/// warnings): once per create, by the first process that loads it for that create.
+pub fn prepare_bundle(bundle: &Path, report_config: bool) -> Result<Injection> {
     if let Some(undo) = inject::adopt(bundle)? {
         tracing::debug!("adopting the injection made before the re-exec");
         return Ok(Injection {
@@ -71,8 +73,8 @@ pub fn prepare_bundle(bundle: &Path) -> Result<Injection> {
         .as_ref()
         .map_err(|err| anyhow!("{err}"))
         .context("cannot load the runtime configuration")?;
-    if !crate::protect::is_sealed() {
-        report_config(config);
+    if report_config {
+        self::report_config(config);
     }
     let outcome = inject::inject_bundle(bundle, config).map_err(|err| match err {
         // Where the driver was looked for, and who said so: a runtime started by an engine

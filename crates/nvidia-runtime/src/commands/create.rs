@@ -49,7 +49,10 @@ fn check_and_inject(
         .with_context(|| format!("cannot use bundle {}", bundle.display()))?;
     // Before the bundle is touched: of two creates of one id, the loser changes nothing.
     let reservation = state::reserve(&root, id)?;
-    let injection = gpu::prepare_bundle(&bundle)
+    // The config's warnings are said by the first process that loads it for this create: the
+    // one before the re-exec (or its child) where it may inject, else this one.
+    let first = !crate::protect::is_sealed() || !super::bundle_may_ask_for_gpus(&bundle);
+    let injection = gpu::prepare_bundle(&bundle, first)
         .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
     Ok((bundle, injection.reserved(reservation)))
 }

@@ -41,11 +41,16 @@ use crate::gpu;
 /// plain container more than its check for no request saves. Never a correctness question:
 /// a create with no child injecting for it does the whole injection itself.
 pub fn may_inject(command: &Command) -> bool {
-    let bundle = match command {
-        Command::Create(args) => &args.bundle,
-        Command::Common(CommonCmd::Run(args)) => &args.bundle,
-        _ => return false,
-    };
+    match command {
+        Command::Create(args) => bundle_may_ask_for_gpus(&args.bundle),
+        Command::Common(CommonCmd::Run(args)) => bundle_may_ask_for_gpus(&args.bundle),
+        _ => false,
+    }
+}
+
+/// Whether the `config.json` of `bundle` names NVIDIA, CUDA or CDI anywhere, or cannot be
+/// read here (see [`may_inject`]).
+pub(crate) fn bundle_may_ask_for_gpus(bundle: &std::path::Path) -> bool {
     match inject::textfile::read_text(&bundle.join("config.json"), 64 << 20) {
         Ok(Some(text)) => ["NVIDIA", "nvidia", "CUDA", "cdi"]
             .iter()
