@@ -6,6 +6,9 @@
 #   Debian's crun, runc, busybox (static), strace, maxrss (hack/maxrss.c), lib/ (their libraries
 #   the GPU host may lack: libyajl, libseccomp, ...).
 # usage (repository root, as root): bash docs/results/gpu-v2-clone/session.sh OUTDIR
+# environment: N (samples, 30), BENCH2=true (a second bench run), BENCH_DISK=true (one with
+#   everything on disk, hack/bench --all-on-disk), PROFILE=false, SEQUENTIAL=false (skip those),
+#   E2E_FILES (the e2e files to run; default protect cleanup direct limits)
 # Each step is bounded; OUTDIR/r.tgz is rewritten after each, so a cut-off run keeps what it did.
 set -u
 OUTDIR=$(readlink -f "${1:?output dir}")
@@ -30,6 +33,7 @@ step() { # step NAME SECONDS CMD... : output in $R/NAME.txt
 }
 {
     date -u; uname -a; nproc; nvidia-smi -L; grep cgroup /proc/mounts; ls /tmp/xlib
+    findmnt -T /tmp; findmnt -T /run; ldd --version | head -1
     "$P/crun" --version | head -1; "$P/runc" --version | head -1; "$NEW" --version; "$BASE" --version
     ls -l "$NEW" "$BASE" "$P/runc" "$P/crun"; command -v gcc python3
 } >"$R/host.txt" 2>&1
@@ -46,6 +50,7 @@ B=(python3 hack/bench --runtime "$NEW" "${COMPARE[@]}" --crun "$P/crun" --runc "
    --busybox "$P/busybox" --real-driver)
 step bench-1 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-1.json"
 ${BENCH2:-false} && step bench-2 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-2.json"
+${BENCH_DISK:-false} && step bench-disk 200 "${B[@]}" -n "${N:-30}" --all-on-disk --json "$R/bench-disk.json"
 step gpu-validation 180 bash tests/gpu/run.sh "$NEW" "$P/busybox" "$R/gpu"
 step gpu-cdi 120 bash tests/gpu/cdi.sh "$NEW" "$P/runc" "$P/busybox" "$R/cdi"
 BB=
