@@ -491,14 +491,39 @@ have_controllers() {
     log "  skipped: ${FUNCNAME[1]} needs the ${missing[*]} controller(s), bound to cgroup v1 on this host"
     return 1
 }
+# The parsers of /proc/PID/cgroup ("ID:CONTROLLERS:PATH" lines; ID 0 is the unified hierarchy).
+# cgroup_of PID CONTROLLER : PID's cgroup path in CONTROLLER's hierarchy ("cpu" or, as the
+# line names it, "cpu,cpuacct"); "-" (and any controller on a cgroup v2 host) means the unified one.
+cgroup_of() {
+    local pid=$1 ctl=$2
+    if [[ $ctl == - ]] || cgroup_v2_only; then
+        awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup"
+    else
+        # CONTROLLER is one of the line's controllers, or all of them as the line has them
+        awk -F: -v c="$ctl" '$2 == c { print $3; next }
+            { n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$pid/cgroup"
+    fi
+}
 # cgroup_dir_of PID CONTROLLER : the host directory of PID's cgroup for CONTROLLER.
 cgroup_dir_of() {
-    local pid=$1 ctl=$2
     if cgroup_v2_only; then
-        echo "/sys/fs/cgroup$(awk -F: '$1 == "0" { print $3 }' "/proc/$pid/cgroup")"
+        echo "/sys/fs/cgroup$(cgroup_of "$1" -)"
     else
-        echo "/sys/fs/cgroup/$ctl$(awk -F: -v c="$ctl" '{ n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3 }' "/proc/$pid/cgroup")"
+        echo "/sys/fs/cgroup/$2$(cgroup_of "$1" "$2")"
     fi
+}
+# cgroup_lines PID : "CONTROLLER PATH HOSTDIR" for each of PID's cgroups that carries limits
+# (the unified line on a cgroup v2 host; the v1 controllers, not named hierarchies, otherwise).
+cgroup_lines() {
+    local ctl path
+    while IFS=: read -r _ ctl path; do
+        if cgroup_v2_only; then
+            [[ -z $ctl ]] && echo "- $path /sys/fs/cgroup${path%/}"
+        else
+            [[ -z $ctl || $ctl == name=* ]] && continue
+            echo "$ctl $path /sys/fs/cgroup/$ctl$path"
+        fi
+    done <"/proc/$1/cgroup"
 }
 # memory_limit_of PID : bytes ("max" means unlimited on v2)
 memory_limit_of() {

@@ -255,25 +255,6 @@ c['mounts'] += [
 runc_cgroup_base() {
     if cgroup_v2_only; then dirname "$1"; else echo "${1%/}"; fi
 }
-# cgroup_lines PID : "CONTROLLER PATH HOSTDIR" for each of PID's cgroups that carries limits
-# (the unified line on a cgroup v2 host; the v1 controllers, not named hierarchies, otherwise).
-cgroup_lines() {
-    local ctl path
-    while IFS=: read -r _ ctl path; do
-        if cgroup_v2_only; then
-            [[ -z $ctl ]] && echo "- $path /sys/fs/cgroup${path%/}"
-        else
-            [[ -z $ctl || $ctl == name=* ]] && continue
-            echo "$ctl $path /sys/fs/cgroup/$ctl$path"
-        fi
-    done <"/proc/$1/cgroup"
-}
-# own_cgroup CONTROLLER : this shell's cgroup in CONTROLLER ("-": the unified hierarchy).
-own_cgroup() {
-    if [[ $1 == - ]]; then awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup
-    else awk -F: -v c="$1" '$2 == c { print $3 }' /proc/self/cgroup; fi
-}
-
 test_default_cgroup_path() {
     local id b pid line ctl path own want ok=1 dirs=()
     id=nocgpath-$(basename "$TEST_TMP" | tr -cd 'a-zA-Z0-9')
@@ -287,7 +268,7 @@ test_default_cgroup_path() {
     # runc: each controller's path is the calling process's own cgroup in that controller + /<id>
     # (on cgroup v2: its parent's + /<id>)
     while read -r ctl path dir; do
-        want=$(runc_cgroup_base "$(own_cgroup "$ctl")")/$id
+        want=$(runc_cgroup_base "$(cgroup_of $$ "$ctl")")/$id
         want=${want//\/\//\/}
         if [[ $path != "$want" ]]; then
             ok=0; fail "controller '$ctl': cgroup $path" "expected: $want"
@@ -325,7 +306,7 @@ test_relative_cgroup_path() {
     assert_rc 0 "create with a relative cgroupsPath (../$rel): rc 0"
     pid=$(<"$TEST_TMP/relcg.pid")
     while read -r ctl path dir; do
-        want=$(runc_cgroup_base "$(own_cgroup "$ctl")")/$rel
+        want=$(runc_cgroup_base "$(cgroup_of $$ "$ctl")")/$rel
         want=${want//\/\//\/}
         [[ $path == "$want" ]] || bad+="$ctl:$path (expected $want) "
         dirs+=("$dir")
@@ -367,7 +348,7 @@ test_default_cgroup_path_from_another_cgroup() {
     pid=$(cat "$TEST_TMP/othercg.pid" 2>/dev/null)
     assert_ne "" "$pid" "create without cgroupsPath from a child cgroup of the caller's"
     local where=$sub/$id
-    cgroup_v2_only && where=$(own_cgroup -)/$id    # runc's v2 rule: the parent of create's cgroup
+    cgroup_v2_only && where=$(cgroup_of $$ -)/$id    # runc's v2 rule: the parent of create's cgroup
     while read -r ctl path dir; do
         [[ -d $dir ]] && dirs+=("$dir")
     done < <(cgroup_lines "$pid")

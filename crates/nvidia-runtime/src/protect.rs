@@ -299,13 +299,14 @@ pub fn reexec_sealed<T>(
             }
             if child < 0 {
                 tracing::debug!("cannot fork the injection: injecting before the re-exec");
-                let done = match meanwhile() {
-                    Ok(done) => done,
-                    Err(err) => return err,
-                };
-                let err = exec_fd(&exe, None);
-                undo(done);
-                return anyhow!(err).context("cannot re-exec from a read-only view of the binary");
+                return meanwhile_then_exec(
+                    meanwhile,
+                    || {
+                        anyhow!(exec_fd(&exe, None))
+                            .context("cannot re-exec from a read-only view of the binary")
+                    },
+                    undo,
+                );
             }
             let err = exec_fd(&exe, Some(format!("{INJECTOR_ENV}={child}")));
             // The exec failed: once the child is done, its work is adopted (it acted for this
@@ -402,27 +403,38 @@ fn copy_and_exec<T>(meanwhile: impl FnOnce() -> Result<T>, undo: impl FnOnce(T))
             std::fs::File::open("/proc/self/exe").context("cannot open /proc/self/exe")?;
         pentacle::SealedCommand::new(&mut exe).context("cannot make a sealed copy of the binary")
     });
+    meanwhile_then_exec(
+        meanwhile,
+        || {
+            let mut command = match copier.join() {
+                Ok(Ok(command)) => command,
+                Ok(Err(err)) => return err,
+                Err(_) => return anyhow!("the thread copying the binary panicked"),
+            };
+            let mut args = std::env::args_os();
+            if let Some(arg0) = args.next() {
+                std::os::unix::process::CommandExt::arg0(&mut *command, arg0);
+            }
+            command.args(args);
+            anyhow!(std::os::unix::process::CommandExt::exec(&mut *command))
+                .context("cannot re-exec from a sealed copy of the binary")
+        },
+        undo,
+    )
+}
+
+/// Runs `meanwhile` (the injection), then `exec`, which returns only when it failed; what
+/// `meanwhile` did is then undone, since no re-exec'd process will adopt it.
+fn meanwhile_then_exec<T>(
+    meanwhile: impl FnOnce() -> Result<T>,
+    exec: impl FnOnce() -> anyhow::Error,
+    undo: impl FnOnce(T),
+) -> anyhow::Error {
     let done = match meanwhile() {
-        Ok(prepared) => prepared,
+        Ok(done) => done,
         Err(err) => return err,
     };
-    let mut command = match copier.join() {
-        Ok(Ok(command)) => command,
-        Ok(Err(err)) => {
-            undo(done);
-            return err;
-        }
-        Err(_) => {
-            undo(done);
-            return anyhow!("the thread copying the binary panicked");
-        }
-    };
-    let mut args = std::env::args_os();
-    if let Some(arg0) = args.next() {
-        std::os::unix::process::CommandExt::arg0(&mut *command, arg0);
-    }
-    command.args(args);
-    let err = std::os::unix::process::CommandExt::exec(&mut *command);
+    let err = exec();
     undo(done);
-    anyhow!(err).context("cannot re-exec from a sealed copy of the binary")
+    err
 }
