@@ -507,6 +507,19 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
                 tracing::debug!(link = %link.display(), "image has its own file there; kept")
             }
         }
+        // The missing mount points too: libcontainer would make them in the container's init,
+        // on the container's critical path; here they are made beside the runtime's re-exec.
+        // (A host path that cannot be inspected is left to libcontainer, which says why.)
+        let mount_points: Vec<(&Path, bool)> = edits
+            .mounts
+            .iter()
+            .filter(|m| undo.new_paths.contains(&m.container))
+            .filter_map(|m| {
+                let is_dir = std::fs::metadata(&m.host).ok()?.is_dir();
+                Some((m.container.as_path(), is_dir))
+            })
+            .collect();
+        rootfs.mount_points(&mount_points)?;
         timings.rootfs_links_us = clock.lap();
         let cache_mount = if wants_ld_cache {
             write_ld_cache(bundle, &rootfs, &edits, &mut undo)?

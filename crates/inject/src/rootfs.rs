@@ -493,21 +493,47 @@ impl Rootfs {
 
     /// `symlink` for many links; links sharing a parent dir resolve it once.
     pub fn symlinks(&self, links: &[(&Path, &str)]) -> Result<Vec<LinkOutcome>, RootfsError> {
-        let mut dirs: Vec<(PathBuf, OwnedFd)> = Vec::new();
+        let mut dirs = ParentDirs::default();
         let mut outcomes = Vec::with_capacity(links.len());
         for &(link, target) in links {
             let (parent, name) = split_plain(link)?;
-            let dir = match dirs.iter().position(|(p, _)| *p == parent) {
-                Some(i) => &dirs[i].1,
-                None => {
-                    let fd = self.mkdir_all(&parent)?;
-                    dirs.push((parent, fd));
-                    &dirs[dirs.len() - 1].1
-                }
-            };
+            let dir = dirs.get(self, parent)?;
             outcomes.push(self.symlink_in(dir, &name, link, target)?);
         }
         Ok(outcomes)
+    }
+
+    /// Makes missing mount points for bind mounts, `(path, is_dir)`: an empty regular file
+    /// (mode 0644), or a directory (0755) where `is_dir`, and their parent directories, as
+    /// runc and libcontainer make them. Whatever already exists at a path is left as it is.
+    /// Stops at the first error, which names the path.
+    pub fn mount_points(&self, points: &[(&Path, bool)]) -> Result<(), RootfsError> {
+        let mut dirs = ParentDirs::default();
+        for &(point, is_dir) in points {
+            let (parent, name) = split_plain(point)?;
+            let dir = dirs.get(self, parent)?.as_raw_fd();
+            let made = if is_dir {
+                mkdirat(Some(dir), name.as_path(), Mode::from_bits_truncate(0o755))
+            } else {
+                openat(
+                    Some(dir),
+                    name.as_path(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )
+                // SAFETY: openat returned a fresh descriptor that nothing else owns.
+                .map(|fd| drop(unsafe { OwnedFd::from_raw_fd(fd) }))
+            };
+            match made {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(source) => return Err(self.error("create mount point", point, source)),
+            }
+        }
+        Ok(())
     }
 
     fn symlink_in(
@@ -660,6 +686,25 @@ impl Rootfs {
     }
 }
 
+/// Handles on the directories that paths made one after another go in, each made (as
+/// `mkdir -p`) and resolved once.
+#[derive(Default)]
+struct ParentDirs(Vec<(PathBuf, OwnedFd)>);
+
+impl ParentDirs {
+    fn get(&mut self, rootfs: &Rootfs, parent: PathBuf) -> Result<&OwnedFd, RootfsError> {
+        let i = match self.0.iter().position(|(p, _)| *p == parent) {
+            Some(i) => i,
+            None => {
+                let fd = rootfs.mkdir_all(&parent)?;
+                self.0.push((parent, fd));
+                self.0.len() - 1
+            }
+        };
+        Ok(&self.0[i].1)
+    }
+}
+
 /// Splits an absolute container path into (parent, file name), refusing `..` and the like.
 fn split_plain(path: &Path) -> Result<(PathBuf, PathBuf), RootfsError> {
     let plain = path.is_absolute()
@@ -731,6 +776,52 @@ mod tests {
             std::fs::read_dir(&outside).unwrap().count(),
             1,
             "nothing written outside"
+        );
+    }
+
+    #[test]
+    fn mount_points_are_made_inside_and_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        let outside = dir.path().join("host");
+        std::fs::create_dir_all(rootfs.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // planted by the image: a parent that leads out, a last component that does, and a
+        // file of its own where a mount point goes
+        symlink(&outside, rootfs.join("usr/lib64")).unwrap();
+        symlink(outside.join("smi"), rootfs.join("usr/bin/nvidia-smi")).unwrap();
+        std::fs::write(rootfs.join("usr/bin/nvidia-debugdump"), "image").unwrap();
+
+        let root = Rootfs::open(&rootfs).unwrap();
+        root.mount_points(&[
+            (Path::new("/usr/bin/nvidia-smi"), false),
+            (Path::new("/usr/bin/nvidia-debugdump"), false),
+            (Path::new("/lib/firmware/nvidia/580/gsp.bin"), false),
+            (Path::new("/tmp/nvidia-mps"), true),
+        ])
+        .unwrap();
+        let meta = |p: &str| rootfs.join(p).symlink_metadata().unwrap();
+        assert!(
+            meta("usr/bin/nvidia-smi").is_symlink(),
+            "the image's link is left"
+        );
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("usr/bin/nvidia-debugdump")).unwrap(),
+            "image"
+        );
+        assert!(meta("lib/firmware/nvidia/580/gsp.bin").is_file());
+        assert_eq!(meta("lib/firmware/nvidia/580/gsp.bin").len(), 0);
+        assert!(meta("tmp/nvidia-mps").is_dir());
+
+        // Through the planted parent: resolved inside the rootfs, where it does not exist.
+        let err = root
+            .mount_points(&[(Path::new("/usr/lib64/libcuda.so.580"), false)])
+            .unwrap_err();
+        assert!(err.to_string().contains("/usr/lib64"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing made outside"
         );
     }
 

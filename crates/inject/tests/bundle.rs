@@ -690,3 +690,66 @@ fn an_image_cache_that_is_not_a_plain_file_is_left_alone() {
     }
     assert_eq!(std::fs::read_to_string(&host).unwrap(), "host's own");
 }
+
+/// Every path under `dir`, relative to it, sorted (symlinks not followed).
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.strip_prefix(base).unwrap().to_owned());
+            if path.symlink_metadata().unwrap().is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn the_injection_makes_the_mount_points_and_rollback_takes_them_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(root) = simulated_root(dir.path()) else {
+        return;
+    };
+    let bundle = bundle(
+        dir.path(),
+        &[
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "NVIDIA_DRIVER_CAPABILITIES=all",
+        ],
+    );
+    let rootfs = bundle.join("rootfs");
+    let before = tree(&rootfs);
+
+    let outcome = inject_bundle(&bundle, &config(&root)).unwrap();
+    let spec = spec_of(&bundle);
+    let mut checked = 0;
+    for mount in spec["mounts"].as_array().unwrap() {
+        let destination = mount["destination"].as_str().unwrap();
+        if destination.starts_with("/proc/") {
+            continue; // the container's procfs, not its rootfs
+        }
+        let source = Path::new(mount["source"].as_str().unwrap());
+        let point = rootfs.join(destination.trim_start_matches('/'));
+        let meta = point
+            .symlink_metadata()
+            .unwrap_or_else(|err| panic!("no mount point {}: {err}", point.display()));
+        if source.is_dir() {
+            assert!(meta.is_dir(), "{} is a directory", point.display());
+        } else {
+            assert!(
+                meta.is_file() && meta.len() == 0,
+                "{} is an empty file",
+                point.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} mount points in {spec}");
+
+    outcome.rollback();
+    assert_eq!(tree(&rootfs), before, "the rootfs is as it was");
+}
