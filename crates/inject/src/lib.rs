@@ -510,13 +510,21 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         // The missing mount points too: libcontainer would make them in the container's init,
         // on the container's critical path; here they are made beside the runtime's re-exec.
         // (A host path that cannot be inspected is left to libcontainer, which says why.)
+        let cdi_binds = resolved.edits.mounts.iter().filter(|m| {
+            m.kind.as_deref() == Some("bind")
+                || m.options.iter().any(|o| o == "bind" || o == "rbind")
+        });
         let mount_points: Vec<(&Path, bool)> = edits
             .mounts
             .iter()
-            .filter(|m| undo.new_paths.contains(&m.container))
-            .filter_map(|m| {
-                let is_dir = std::fs::metadata(&m.host).ok()?.is_dir();
-                Some((m.container.as_path(), is_dir))
+            .map(|m| (m.host.as_path(), m.container.as_path()))
+            .chain(cdi_binds.map(|m| (Path::new(&m.host_path), Path::new(&m.container_path))))
+            .filter(|(host, container)| {
+                host.is_absolute() && undo.new_paths.iter().any(|p| p == container)
+            })
+            .filter_map(|(host, container)| {
+                let is_dir = std::fs::metadata(host).ok()?.is_dir();
+                Some((container, is_dir))
             })
             .collect();
         rootfs.mount_points(&mount_points)?;

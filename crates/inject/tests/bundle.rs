@@ -753,3 +753,45 @@ fn the_injection_makes_the_mount_points_and_rollback_takes_them_away() {
     outcome.rollback();
     assert_eq!(tree(&rootfs), before, "the rootfs is as it was");
 }
+
+#[test]
+fn the_mount_points_of_cdi_bind_mounts_are_made_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("host");
+    std::fs::create_dir_all(host.join("share")).unwrap();
+    std::fs::write(host.join("tool"), "bin").unwrap();
+    let specs = dir.path().join("cdi");
+    std::fs::create_dir(&specs).unwrap();
+    let spec = format!(
+        "cdiVersion: 0.6.0\nkind: example.com/dev\ndevices:\n- name: a\n  containerEdits:\n    mounts:\n    - {{hostPath: {h}/tool, containerPath: /opt/dev/bin/tool, options: [ro, bind]}}\n    - {{hostPath: {h}/share, containerPath: /opt/dev/share, type: bind}}\n    - {{hostPath: tmpfs, containerPath: /opt/dev/scratch, type: tmpfs}}\n",
+        h = host.display()
+    );
+    std::fs::write(specs.join("dev.yaml"), spec).unwrap();
+    let bundle = bundle(dir.path(), &[]);
+    let mut config_json: serde_json::Value = spec_of(&bundle);
+    config_json["annotations"] = serde_json::json!({"cdi.k8s.io/test": "example.com/dev=a"});
+    std::fs::write(bundle.join("config.json"), config_json.to_string()).unwrap();
+    let rootfs = bundle.join("rootfs");
+    let before = tree(&rootfs);
+    let config = Config {
+        cdi_spec_dirs: vec![specs],
+        ..Config::default()
+    };
+
+    let outcome = inject_bundle(&bundle, &config).unwrap();
+    let tool = rootfs.join("opt/dev/bin/tool").symlink_metadata().unwrap();
+    assert!(
+        tool.is_file() && tool.len() == 0,
+        "an empty file for a file"
+    );
+    assert!(rootfs
+        .join("opt/dev/share")
+        .symlink_metadata()
+        .unwrap()
+        .is_dir());
+    // not a bind mount: its mount point is libcontainer's to make
+    assert!(!rootfs.join("opt/dev/scratch").exists());
+
+    outcome.rollback();
+    assert_eq!(tree(&rootfs), before, "the rootfs is as it was");
+}
