@@ -180,9 +180,9 @@ fn open_on_read_only_overlay() -> Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// `execveat(fd, "", AT_EMPTY_PATH)` with this process's argv and environment, plus `extra`
-/// (`NAME=value`). Returns only on failure.
-fn exec_fd(exe: &OwnedFd, extra: Option<String>) -> std::io::Error {
+/// `execveat(fd, "", AT_EMPTY_PATH)` of the read-only view `exe` with this process's argv and
+/// environment, plus `extra` (`NAME=value`). Returns only on failure.
+fn exec_fd(exe: &OwnedFd, extra: Option<String>) -> anyhow::Error {
     let cstrings = |items: Vec<std::ffi::OsString>| -> Vec<CString> {
         items
             .into_iter()
@@ -216,7 +216,7 @@ fn exec_fd(exe: &OwnedFd, extra: Option<String>) -> std::io::Error {
             libc::AT_EMPTY_PATH,
         );
     }
-    std::io::Error::last_os_error()
+    last_os_error("cannot re-exec from a read-only view of the binary")
 }
 
 /// Names the process that injects GPUs for a create while it re-execs (its pid), for the
@@ -263,8 +263,7 @@ pub fn reexec_sealed<T>(
     match open_on_read_only_overlay() {
         Ok(exe) => {
             let Some(meanwhile) = meanwhile else {
-                return anyhow!(exec_fd(&exe, None))
-                    .context("cannot re-exec from a read-only view of the binary");
+                return exec_fd(&exe, None);
             };
             let owner = inject::Owner::this_process();
             // SAFETY: plain syscall
@@ -299,14 +298,7 @@ pub fn reexec_sealed<T>(
             }
             if child < 0 {
                 tracing::debug!("cannot fork the injection: injecting before the re-exec");
-                return meanwhile_then_exec(
-                    meanwhile,
-                    || {
-                        anyhow!(exec_fd(&exe, None))
-                            .context("cannot re-exec from a read-only view of the binary")
-                    },
-                    undo,
-                );
+                return meanwhile_then_exec(meanwhile, || exec_fd(&exe, None), undo);
             }
             let err = exec_fd(&exe, Some(format!("{INJECTOR_ENV}={child}")));
             // The exec failed: once the child is done, its work is adopted (it acted for this
@@ -317,7 +309,7 @@ pub fn reexec_sealed<T>(
                     undo(done);
                 }
             }
-            return anyhow!(err).context("cannot re-exec from a read-only view of the binary");
+            return err;
         }
         Err(err) => {
             tracing::debug!("no read-only overlay view of the binary ({err:#}): copying it");
