@@ -7,7 +7,7 @@
 # cleanup trap that always stops daemons, kills leftover container processes
 # and unmounts everything left under the test's temp dir.
 #
-# The runtime under test is $RUNTIME (default: $REPO/target/release/nvidia-runtime).
+# The runtime under test is $RUNTIME (default: $REPO/target/nvidia-runtime, made by hack/build).
 # It must be runc-compatible, so the whole suite is validated against runc:
 #     RUNTIME=$(command -v runc) bash tests/run-e2e.sh
 #
@@ -30,7 +30,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RUNTIME="${RUNTIME:-$REPO/target/release/nvidia-runtime}"
+RUNTIME="${RUNTIME:-$REPO/target/nvidia-runtime}"
 E2E_TIMEOUT="${E2E_TIMEOUT:-30}"
 E2E_FILTER="${E2E_FILTER:-}"
 export RUNTIME REPO

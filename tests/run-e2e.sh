@@ -4,7 +4,7 @@
 # was left behind (mounts, processes, cgroups, temp dirs).
 #
 #   RUNTIME=$(command -v runc) bash tests/run-e2e.sh           # validate the harness against runc
-#   bash tests/run-e2e.sh                                     # target/release/nvidia-runtime
+#   bash tests/run-e2e.sh                                     # target/nvidia-runtime (hack/build)
 #   bash tests/run-e2e.sh direct docker                       # only some files
 #   E2E_FILTER=exec bash tests/run-e2e.sh direct              # only some test functions
 #   bash tests/run-e2e.sh --cgroup2-view direct limits          # on cgroup v2 (see below)
@@ -40,12 +40,13 @@ if [[ ${1:-} == --cgroup2-view ]]; then
     fi
     echo "cgroup v2 view: /sys/fs/cgroup is the unified hierarchy; controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 fi
-export RUNTIME="${RUNTIME:-$REPO/target/release/nvidia-runtime}"
+# resolved: target/nvidia-runtime is hack/build's link to the binary it built
+export RUNTIME="$(readlink -f "${RUNTIME:-$REPO/target/nvidia-runtime}")"
 FILE_TIMEOUT="${E2E_FILE_TIMEOUT:-900}"
 
 [[ $EUID == 0 ]] || { echo "run-e2e: needs root" >&2; exit 2; }
 if ! [[ -x $RUNTIME ]]; then
-    echo "run-e2e: RUNTIME=$RUNTIME is not executable (cargo build --release, or RUNTIME=\$(command -v runc))" >&2
+    echo "run-e2e: RUNTIME=$RUNTIME is not executable (hack/build, or RUNTIME=\$(command -v runc))" >&2
     exit 2
 fi
 case $RUNTIME in /*) ;; *) RUNTIME=$(cd "$(dirname "$RUNTIME")" && pwd)/$(basename "$RUNTIME") ;; esac

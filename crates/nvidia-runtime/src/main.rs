@@ -8,6 +8,8 @@ mod cli;
 mod commands;
 mod gpu;
 mod logging;
+#[cfg(target_env = "musl")]
+mod musl_compat;
 mod protect;
 mod state;
 

@@ -40,6 +40,11 @@ step() { # step NAME SECONDS CMD... : output in $R/NAME.txt
 } >"$R/host.txt" 2>&1
 pack host
 
+# one start of each binary (spawn to exit), /bin/true as the floor
+EXEC=(/bin/true "$P/crun --version" "$P/runc --version")
+for b in "$P"/nvidia-runtime-*; do EXEC+=("$b --version"); done
+step exec-cost 60 python3 hack/exec-cost -n 300 "${EXEC[@]}"
+
 step check-v2-new 30 bash docs/results/local-speed/check-v2.sh "$NEW" "$P/busybox"
 step check-v2-base 30 bash docs/results/local-speed/check-v2.sh "$BASE" "$P/busybox"
 # every other build there is a series of its own: nvidia-runtime-NAME -> NAME
