@@ -12,6 +12,7 @@
 #  - the container's processes start with no signal blocked or ignored, whether
 #    started by `run`, `create`/`start` or a foreground/--tty `exec`, and so do the hooks
 #    a foreground `run` starts;
+#  - a seccomp profile in the spec is loaded and enforced (the static build links libseccomp);
 #  - `features` claims nothing the runtime does not do (no SELinux, no idmapped mounts) and
 #    has runc's shape;
 #  - without `cgroupsPath` the container's cgroup is `<the caller's cgroup>/<id>` in every
@@ -452,7 +453,32 @@ test_an_rlimit_that_cannot_be_set_is_named() {
     assert_eq "" "$(ls -A "$STATE")" "…no state left"
 }
 
+# --- seccomp ---------------------------------------------------------------
+
+test_seccomp_profile_is_enforced() {
+    # The same container with and without a profile that makes mkdir fail with EPERM
+    # (errnoRet 1): the filter is libseccomp's, linked into the binary, loaded in the init.
+    local id=seccomp-off script='grep "^Seccomp:" /proc/self/status; mkdir /tmp/made && echo made'
+    make_bundle "$TEST_TMP/$id" sh -c "$script"
+    capture bash -c 'cd "$1" && exec "$2" --root "$3" run "$4" </dev/null' _ "$TEST_TMP/$id" "$RUNTIME" "$STATE" "$id"
+    assert_rc 0 "without a seccomp profile: run rc 0"
+    assert_match "$OUT" "Seccomp:[[:space:]]+0" "…no filter on the process"
+    assert_contains "$OUT" "made" "…and mkdir works"
+
+    id=seccomp-on
+    make_bundle "$TEST_TMP/$id" sh -c "$script"
+    bundle_set "$TEST_TMP/$id" 'c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}'
+    capture bash -c 'cd "$1" && exec "$2" --root "$3" run "$4" </dev/null' _ "$TEST_TMP/$id" "$RUNTIME" "$STATE" "$id"
+    assert_match "$OUT" "Seccomp:[[:space:]]+2" "with a profile: the process runs under a filter (mode 2)"
+    assert_not_contains "$OUT" "made" "…mkdir is refused"
+    assert_contains "$ERR" "Operation not permitted" "…with the profile's errno, EPERM"
+    assert_eq "" "$(ls -A "$STATE")" "…and nothing is left in the state dir"
+}
+
 run_tests \
+    test_seccomp_profile_is_enforced \
     test_an_rlimit_that_cannot_be_set_is_named \
     test_exec_cap_goes_to_bounding_effective_permitted_only \
     test_signals_of_run_and_exec \
