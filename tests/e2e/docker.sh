@@ -3,6 +3,7 @@
 #
 # Proves that a private dockerd with the runtime registered as "nvidia"
 # (daemon.json "runtimes") runs busybox containers through it: output, stdin,
+# Docker's default seccomp profile (and none with seccomp=unconfined),
 # exit codes, detached containers with logs/exec/top, pause/unpause, stop
 # (TERM, then KILL), update --memory, --read-only, -it through a pty, a missing
 # entrypoint reported with its path, and — with a second daemon whose
@@ -34,6 +35,13 @@ test_run_output() {
     capture docker_ run "${RT[@]}" "${NET[@]}" --name runtime-check bb true
     assert_eq nvidia "$(docker_ inspect -f '{{.HostConfig.Runtime}}' runtime-check)" "the container's runtime is nvidia"
     docker_ rm runtime-check >/dev/null
+}
+
+test_default_seccomp_profile() {
+    capture docker_ run --rm "${RT[@]}" "${NET[@]}" bb grep "^Seccomp:" /proc/self/status
+    assert_match "$OUT" "Seccomp:[[:space:]]+2" "docker's default seccomp profile is loaded (mode 2)"
+    capture docker_ run --rm "${RT[@]}" "${NET[@]}" --security-opt seccomp=unconfined bb grep "^Seccomp:" /proc/self/status
+    assert_match "$OUT" "Seccomp:[[:space:]]+0" "…and none with --security-opt seccomp=unconfined"
 }
 
 test_exit_codes() {
@@ -179,7 +187,7 @@ test_default_runtime() {
 start_dockerd --name docker
 import_busybox_image bb
 run_tests \
-    test_run_output test_exit_codes test_detached_logs_exec_top test_pause_unpause \
+    test_run_output test_default_seccomp_profile test_exit_codes test_detached_logs_exec_top test_pause_unpause \
     test_update_memory test_stop test_read_only test_interactive_tty test_missing_entrypoint
 stop_dockerd "$D"
 
