@@ -7,7 +7,8 @@
 #   the GPU host may lack: libyajl, libseccomp, ...).
 # usage (repository root, as root): bash docs/results/gpu-v2-clone/session.sh OUTDIR
 # environment: N (samples, 30), BENCH2=true (a second bench run), BENCH_DISK=true (one with
-#   everything on disk, hack/bench --all-on-disk), PROFILE=false, SEQUENTIAL=false (skip those),
+#   everything on disk, hack/bench --all-on-disk), CHECK=false, CDI=false, E2E=false, PROFILE=false,
+#   TIMELINE=false, SEQUENTIAL=false (skip those),
 #   E2E_FILES (the e2e files to run; default protect cleanup direct: limits and gpu need the
 #   CI-kind VM, capsh from a package mirror and a simulated driver's device numbers)
 # Each step is bounded; OUTDIR/r.tgz is rewritten after each, so a cut-off run keeps what it did.
@@ -43,10 +44,11 @@ pack host
 # one start of each binary (spawn to exit), /bin/true as the floor
 EXEC=(/bin/true "$P/crun --version" "$P/runc --version")
 for b in "$P"/nvidia-runtime-*; do EXEC+=("$b --version"); done
-step exec-cost 60 python3 hack/exec-cost -n 300 "${EXEC[@]}"
+step exec-cost 60 python3 hack/exec-cost -n 200 "${EXEC[@]}"
 
-step check-v2-new 30 bash docs/results/local-speed/check-v2.sh "$NEW" "$P/busybox"
-step check-v2-base 30 bash docs/results/local-speed/check-v2.sh "$BASE" "$P/busybox"
+${CHECK:-true} && step check-v2-new 30 bash docs/results/local-speed/check-v2.sh "$NEW" "$P/busybox"
+${CHECK:-true} && step check-v2-base 30 bash docs/results/local-speed/check-v2.sh "$BASE" "$P/busybox"
+step gpu-validation 180 bash tests/gpu/run.sh "$NEW" "$P/busybox" "$R/gpu"
 # every other build there is a series of its own: nvidia-runtime-NAME -> NAME
 COMPARE=()
 for b in "$P"/nvidia-runtime-*; do
@@ -57,17 +59,16 @@ B=(python3 hack/bench --runtime "$NEW" "${COMPARE[@]}" --crun "$P/crun" --runc "
 step bench-1 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-1.json"
 ${BENCH2:-false} && step bench-2 200 "${B[@]}" -n "${N:-30}" --json "$R/bench-2.json"
 ${BENCH_DISK:-false} && step bench-disk 200 "${B[@]}" -n "${N:-30}" --all-on-disk --json "$R/bench-disk.json"
-step gpu-validation 180 bash tests/gpu/run.sh "$NEW" "$P/busybox" "$R/gpu"
-step gpu-cdi 120 bash tests/gpu/cdi.sh "$NEW" "$P/runc" "$P/busybox" "$R/cdi"
+${CDI:-true} && step gpu-cdi 120 bash tests/gpu/cdi.sh "$NEW" "$P/runc" "$P/busybox" "$R/cdi"
 BB=
 [[ -e /bin/busybox ]] || { cp "$P/busybox" /bin/busybox; BB=1; }
-step e2e-new 240 env RUNTIME="$NEW" E2E_FILE_TIMEOUT=120 bash tests/run-e2e.sh ${E2E_FILES:-protect cleanup direct}
+${E2E:-true} && step e2e-new 240 env RUNTIME="$NEW" E2E_FILE_TIMEOUT=120 bash tests/run-e2e.sh ${E2E_FILES:-protect cleanup direct}
 ${PROFILE:-true} && step profile-plain 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 \
     crun="$P/crun" runc="$P/runc" base="$BASE" new="$NEW"
 ${PROFILE:-true} && step profile-gpu 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 --gpu \
     base="$BASE" new="$NEW"
-step timeline-new-plain 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" --plain
-step timeline-new-gpu 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox"
+${TIMELINE:-true} && step timeline-new-plain 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" --plain
+${TIMELINE:-true} && step timeline-new-gpu 20 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox"
 ${SEQUENTIAL:-true} && step sequential-gpu 90 python3 hack/bench-sequential -n 500 --runtime "$NEW" --busybox "$P/busybox" \
     --json "$R/sequential-gpu.json"
 [[ -n $BB ]] && rm -f /bin/busybox
