@@ -460,7 +460,7 @@ test_seccomp_profile_is_enforced() {
     # (errnoRet 1): the filter is libseccomp's, linked into the binary, loaded in the init.
     local id=seccomp-off script='grep "^Seccomp:" /proc/self/status; mkdir /tmp/made && echo made'
     make_bundle "$TEST_TMP/$id" sh -c "$script"
-    capture bash -c 'cd "$1" && exec "$2" --root "$3" run "$4" </dev/null' _ "$TEST_TMP/$id" "$RUNTIME" "$STATE" "$id"
+    capture _run_in "$TEST_TMP/$id" "$id"
     assert_rc 0 "without a seccomp profile: run rc 0"
     assert_match "$OUT" "Seccomp:[[:space:]]+0" "…no filter on the process"
     assert_contains "$OUT" "made" "…and mkdir works"
@@ -470,7 +470,7 @@ test_seccomp_profile_is_enforced() {
     bundle_set "$TEST_TMP/$id" 'c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}'
-    capture bash -c 'cd "$1" && exec "$2" --root "$3" run "$4" </dev/null' _ "$TEST_TMP/$id" "$RUNTIME" "$STATE" "$id"
+    capture _run_in "$TEST_TMP/$id" "$id"
     assert_match "$OUT" "Seccomp:[[:space:]]+2" "with a profile: the process runs under a filter (mode 2)"
     assert_not_contains "$OUT" "made" "…mkdir is refused"
     assert_contains "$ERR" "Operation not permitted" "…with the profile's errno, EPERM"
