@@ -445,6 +445,17 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
         .chain(cdi_mounts.iter().map(PathBuf::as_path))
         .chain(wants_ld_cache.then_some(Path::new("/etc/ld.so.cache")));
     for destination in destinations {
+        // In a directory already found missing, nothing exists yet: no need to look (a
+        // driver's dozen libraries go into one such directory of a minimal image).
+        if destination
+            .parent()
+            .is_some_and(|parent| new_paths.iter().any(|p| p == parent))
+        {
+            if !new_paths.iter().any(|p| p == destination) {
+                new_paths.push(destination.to_path_buf());
+            }
+            continue;
+        }
         for path in rootfs.missing(destination) {
             // each list is shallowest first, so every directory stays before what is in it
             if !new_paths.contains(&path) {

@@ -15,6 +15,14 @@ mod state;
 
 use std::process::ExitCode;
 
+/// The static build's allocator instead of musl's, which gives pages back to the kernel at
+/// nearly every free (Cargo.toml says more). Its one lock has no fork handler: this process
+/// forks (the injecting child, libcontainer's clones) only while it has a single thread, so
+/// no child inherits the lock taken.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn invoked_as_nvidia_hook() -> bool {
     std::env::args_os()
         .next()
