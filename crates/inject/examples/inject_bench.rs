@@ -13,6 +13,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// The static binary's allocator, so that a musl build of this measures what it ships.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 /// Untimed iterations first: the first injection fills the page cache and the inventory cache.
 const WARMUP: usize = 3;
 
