@@ -43,4 +43,7 @@ for kind in ${RUNS:-links links copy links}; do
     pack "bench $i ($kind): $(grep -E '^\| nvidia-runtime-gpu-lifecycle \|' "$R/bench-$i-$kind.txt" | cut -d'|' -f4,8)"
 done
 python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" >"$R/timeline-gpu-after.txt" 2>&1
+# each process's syscalls and the slowest of them, for one GPU container
+timeout 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 --top 25 --gpu \
+    new="$NEW" >"$R/profile-gpu.txt" 2>&1
 pack done
