@@ -608,7 +608,12 @@ impl Mount {
         // container was created, as the GPU injection does) needs neither `mkdir_all` nor
         // `create_file`, whose pathrs checks cost some 60 syscalls per mount.
         let existing = root.resolve(container_dest).ok();
-        let src = if is_bind(m) {
+        let src = if is_bind(m) && existing.is_some() && source.is_absolute() {
+            // Nothing to make, so no need to know whether the source is a directory: open_tree
+            // resolves it as canonicalize would (every link followed), without canonicalize's
+            // readlink of each component of the path.
+            source.to_path_buf()
+        } else if is_bind(m) {
             let src = canonicalize(source).map_err(|err| {
                 tracing::error!("failed to canonicalize {:?}: {}", source, err);
                 err
