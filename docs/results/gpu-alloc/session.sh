@@ -1,14 +1,16 @@
 #!/bin/bash
-# A GPU-machine session for the static build's allocator and the bench's rootfs layout:
-# injection timelines, then hack/bench runs in a row, new rootfs trees of hard links (the
-# default) and of full copies (--copy-rootfs), with the kernel's dirty and writeback memory
-# before and after each run.
+# A GPU-machine session for the static build's allocator and the container init's changes:
+# injection timelines, then hack/bench runs in a row, with the kernel's dirty and writeback
+# memory before and after each. The rootfs trees go on a journaled ext4 of the session's own
+# (a loop device; the host's root disk is an ext4 without a journal, where every new inode
+# skips those deleted in the last minutes); "disk" runs put them on the root disk as before.
 #   target/speed-probe/: nvidia-runtime-new (the build measured), more builds as
 #   nvidia-runtime-NAME (a series each), Debian's crun, runc, busybox, maxrss, lib/ (their
 #   libraries the GPU host may lack).
 # usage (repository root, as root): bash docs/results/gpu-alloc/session.sh OUTDIR
-# environment: N (samples per series, 30), RUNS (the bench runs, in order, each "links" or
-#   "copy"; default "links links copy links")
+# environment: N (samples per series, 30), RUNS (the bench runs, in order, each "journal",
+#   "disk" or "copy" (on the journaled ext4, each rootfs a full copy); default
+#   "journal journal disk")
 set -u
 OUTDIR=$(readlink -f "${1:?output dir}")
 P=$PWD/target/speed-probe NEW=$PWD/target/speed-probe/nvidia-runtime-new
@@ -27,6 +29,15 @@ for i in 1 2; do
     python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" --plain >"$R/timeline-plain-$i.txt" 2>&1
 done
 pack timelines
+# the journaled ext4 for the rootfs trees (a tmpfs where a loop device cannot be had)
+J=/tmp/session-layers
+mkdir -p "$J"
+if truncate -s 8G /tmp/session-layers.img && mkfs.ext4 -q -F /tmp/session-layers.img &&
+    mount -o loop /tmp/session-layers.img "$J"; then
+    echo "journaled ext4 on a loop device: $(findmnt -no SOURCE,FSTYPE,OPTIONS "$J")" >>"$R/host.txt"
+else
+    mount -t tmpfs tmpfs "$J"; echo "no loop device: a tmpfs for the rootfs trees" >>"$R/host.txt"
+fi
 COMPARE=()
 for b in "$P"/nvidia-runtime-*; do
     [[ $b == "$NEW" ]] || COMPARE+=(--compare "${b##*/nvidia-runtime-}=$b")
@@ -34,9 +45,13 @@ done
 B=(python3 hack/bench --runtime "$NEW" "${COMPARE[@]}" --crun "$P/crun" --runc "$P/runc"
    --busybox "$P/busybox" --real-driver -n "${N:-30}")
 i=0
-for kind in ${RUNS:-links links copy links}; do
+for kind in ${RUNS:-journal journal disk}; do
     i=$((i + 1))
-    extra=(); [[ $kind == copy ]] && extra=(--copy-rootfs)
+    case $kind in
+        journal) extra=(--work-dir "$J") ;;
+        copy) extra=(--work-dir "$J" --copy-rootfs) ;;
+        *) extra=() ;;
+    esac
     dirty "before bench $i ($kind)" >>"$R/dirty.txt"
     timeout 200 "${B[@]}" "${extra[@]}" --json "$R/bench-$i-$kind.json" >"$R/bench-$i-$kind.txt" 2>&1
     dirty "after bench $i ($kind)" >>"$R/dirty.txt"
@@ -46,4 +61,5 @@ python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" >"$R/timeline-gpu-
 # each process's syscalls and the slowest of them, for one GPU container
 timeout 60 python3 hack/profile-start --strace "$P/strace" --busybox "$P/busybox" --repeat 3 --top 25 --gpu \
     new="$NEW" >"$R/profile-gpu.txt" 2>&1
+umount "$J"; rm -f /tmp/session-layers.img
 pack done
