@@ -1,7 +1,7 @@
 #!/bin/bash
 # A GPU-machine session for the static build's allocator and the container init's changes:
-# injection timelines, then hack/bench runs in a row, with the kernel's dirty and writeback
-# memory before and after each. The rootfs trees go on a journaled ext4 of the session's own
+# the GPU validation (tests/gpu/run.sh, cdi.sh), injection timelines, then hack/bench runs in
+# a row, with the kernel's dirty and writeback memory before and after each. The rootfs trees go on a journaled ext4 of the session's own
 # (a loop device; the host's root disk is an ext4 without a journal, where every new inode
 # skips those deleted in the last minutes); "disk" runs put them on the root disk as before.
 #   target/speed-probe/: nvidia-runtime-new (the build measured), more builds as
@@ -24,6 +24,10 @@ dirty() { echo "== $1: $(grep -E '^(Dirty|Writeback):' /proc/meminfo | tr -s ' '
     date -u; uname -r; nproc; nvidia-smi -L; findmnt -T /tmp; "$NEW" --version
     for b in "$P"/nvidia-runtime-*; do echo "$b: $("$b" --version | sed -n 2p)"; done
 } >"$R/host.txt" 2>&1
+# the build's GPU validation first
+timeout 150 bash tests/gpu/run.sh "$NEW" "$P/busybox" "$R/gpu" >"$R/gpu-validation.txt" 2>&1
+timeout 100 bash tests/gpu/cdi.sh "$NEW" "$P/runc" "$P/busybox" "$R/cdi" >"$R/gpu-cdi.txt" 2>&1
+pack "validation: $(tail -1 "$R/gpu-validation.txt"); cdi: $(tail -1 "$R/gpu-cdi.txt")"
 for i in 1 2; do
     python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" >"$R/timeline-gpu-$i.txt" 2>&1
     python3 hack/timeline --runtime "$NEW" --busybox "$P/busybox" --plain >"$R/timeline-plain-$i.txt" 2>&1
