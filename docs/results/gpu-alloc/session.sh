@@ -1,9 +1,10 @@
 #!/bin/bash
 # A GPU-machine session for the static build's allocator and the container init's changes:
 # the GPU validation (tests/gpu/run.sh, cdi.sh), injection timelines, then hack/bench runs in
-# a row, with the kernel's dirty and writeback memory before and after each. The rootfs trees go on a journaled ext4 of the session's own
-# (a loop device; the host's root disk is an ext4 without a journal, where every new inode
-# skips those deleted in the last minutes); "disk" runs put them on the root disk as before.
+# a row, with the kernel's dirty and writeback memory before and after each. The rootfs
+# trees go on a journaled ext4 of the session's own (a loop device; the host's root disk is an
+# ext4 without a journal, where every new inode skips those deleted in the last minutes);
+# "disk" runs put them on the root disk as before.
 #   target/speed-probe/: nvidia-runtime-new (the build measured), more builds as
 #   nvidia-runtime-NAME (a series each), Debian's crun, runc, busybox, maxrss, lib/ (their
 #   libraries the GPU host may lack).
