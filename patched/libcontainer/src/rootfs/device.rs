@@ -365,11 +365,7 @@ mod tests {
 
                 device.create_devices(rootfs.path(), &[dev_null("/dev/null")], bind)?;
 
-                assert_eq!(
-                    fs::read_dir(&outside)?.count(),
-                    0,
-                    "{dev_link:?}: made outside"
-                );
+                assert_eq!(fs::read_dir(&outside)?.count(), 0, "{dev_link:?}: made outside");
                 let inside = rootfs.path().join(&inside).join("null");
                 if bind {
                     assert_eq!(mounts_made(&device)[0].target, inside);
