@@ -23,6 +23,8 @@ pack() { tar czf "$OUTDIR/r.tgz" -C /tmp session-r; echo "[$(date -u +%T)] $1"; 
 dirty() { echo "== $1: $(grep -E '^(Dirty|Writeback):' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"; }
 {
     date -u; uname -r; nproc; nvidia-smi -L; findmnt -T /tmp; "$NEW" --version
+    # whether the root disk's ext4 has a journal (jbd2 lists the devices that have one)
+    cat /proc/fs/ext4/*/options 2>&1 | tr '\n' ' '; echo; ls /proc/fs/jbd2/ 2>&1
     for b in "$P"/nvidia-runtime-*; do echo "$b: $("$b" --version | sed -n 2p)"; done
 } >"$R/host.txt" 2>&1
 # the build's GPU validation first
