@@ -447,16 +447,15 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     for destination in destinations {
         // In a directory already found missing, nothing exists yet: no need to look (a
         // driver's dozen libraries go into one such directory of a minimal image).
-        if destination
+        let in_missing_dir = destination
             .parent()
-            .is_some_and(|parent| new_paths.iter().any(|p| p == parent))
-        {
-            if !new_paths.iter().any(|p| p == destination) {
-                new_paths.push(destination.to_path_buf());
-            }
-            continue;
-        }
-        for path in rootfs.missing(destination) {
+            .is_some_and(|parent| new_paths.iter().any(|p| p == parent));
+        let missing = if in_missing_dir {
+            vec![destination.to_path_buf()]
+        } else {
+            rootfs.missing(destination)
+        };
+        for path in missing {
             // each list is shallowest first, so every directory stays before what is in it
             if !new_paths.contains(&path) {
                 new_paths.push(path);
