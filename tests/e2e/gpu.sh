@@ -385,6 +385,41 @@ test_injector_name_on_the_copy_path() {
     kill "$(cat "$TEST_TMP/copypath.pid")" 2>/dev/null || true
 }
 
+# The injection writes config.json first, and prepares the rootfs (links, mount points, the
+# cache) while the re-exec'd process sets the container up; the container's init waits for
+# that before it touches the rootfs. Where that work fails (the image has a file where the
+# driver's libraries go), the create fails with the injection's error, said once and the last
+# error line of the log, and leaves nothing: no state, no cgroup, the bundle and rootfs as
+# they were.
+test_rootfs_work_fails_after_config_written() {
+    gpu_bundle lib-dir-file "" NVIDIA_VISIBLE_DEVICES=all
+    rm -rf "$B/rootfs$GNU"
+    mkdir -p "$(dirname "$B/rootfs$GNU")"
+    echo "not a directory" >"$B/rootfs$GNU"
+    bundle_args "$B" echo program-ran
+    local before tree_before cg log=$TEST_TMP/lib-dir-file.log
+    before=$(sha_of "$B/config.json")
+    tree_before=$(cd "$B/rootfs" && find . | LC_ALL=C sort)
+    cg=$(bundle_cgroup_path "$B")
+    capture bash -c "cd '$B' && exec timeout -k 5 $E2E_TIMEOUT '$RUNTIME' --root '$STATE' --log '$log' --log-format json create lib-dir-file </dev/null"
+    assert_rc 1 "a file where the libraries go: create fails"
+    assert_contains "$ERR" "$GNU inside the container rootfs: ENOTDIR" "…the error names the path and the cause"
+    assert_eq 1 "$(grep -c '"level":"error"' "$log")" "…one error line in the log"
+    assert_contains "$(grep '"level":"error"' "$log" | tail -1)" "cannot inject NVIDIA GPUs" "…the injection's"
+    assert_not_contains "$(cat "$log")$ERR" "reported above" "…no line repeating it"
+    assert_eq "" "$(ls -A "$STATE")" "…no state left under \$STATE"
+    assert_eq "" "$(cgroup_dirs_for "$cg")" "…no cgroup left"
+    assert_eq "$before" "$(sha_of "$B/config.json")" "…config.json as it was"
+    assert_eq "config.json rootfs" "$(ls -A "$B" | tr '\n' ' ' | sed 's/ $//')" "…nothing else left in the bundle"
+    assert_eq "$tree_before" "$(cd "$B/rootfs" && find . | LC_ALL=C sort)" \
+        "…the rootfs has exactly the files it had"
+    run_as_is
+    assert_rc 1 "…run fails the same way"
+    assert_not_contains "$OUT" "program-ran" "…the program never ran"
+    assert_eq 1 "$(grep -c "ENOTDIR" <<<"$ERR")" "…its error said once"
+    assert_eq "" "$(ls -A "$STATE")" "…and leaves no state"
+}
+
 # Injection happens for the first process while it re-execs; the container is created by the
 # re-exec'd process. A create libcontainer refuses after the
 # injection (a namespace path that does not exist) must still be undone, across that exec.
@@ -708,7 +743,7 @@ test_hook_name_link() {
 run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
     test_legacy_cuda_image test_requirements test_bad_uuid test_injector_name_from_the_caller_is_ignored test_killed_injection_is_undone \
-    test_caller_ignoring_sigchld test_runtime_killed_while_injecting test_injector_name_on_the_copy_path \
+    test_caller_ignoring_sigchld test_runtime_killed_while_injecting test_injector_name_on_the_copy_path test_rootfs_work_fails_after_config_written \
     test_refused_after_injection_is_undone \
     test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \

@@ -777,8 +777,10 @@ fn put_back_previous(dir: &Path) {
 /// For the sealed process: the injection its own first process did (same pid and start
 /// time), still pending. Anything else — no record, another process's, a committed one — is
 /// not ours to adopt: the caller injects (or finds the bundle injected) itself.
+///
+/// Without the bundle's lock: the injecting process holds it while it finishes the rootfs
+/// work (see [`crate::inject_bundle_then`]), and the record is only ever replaced whole.
 pub fn adopt(bundle: &Path) -> Result<Option<Undo>, InjectError> {
-    let _lock = BundleLock::acquire(bundle)?;
     Ok(read_record(bundle)?
         .filter(|record| record.is_pending_of(&Owner::this_process()))
         .map(|record| record.undo))
@@ -806,7 +808,9 @@ pub fn commit(bundle: &Path) -> Result<(), InjectError> {
     Ok(())
 }
 
-/// Rolls back the pending injection `undo` describes, if it is still this process's.
+/// Rolls back the pending injection of `undo`'s bundle, if it is still this process's, as its
+/// record now says: the injecting process adds to it after `config.json` is written (the
+/// rootfs files it writes), which an `undo` adopted before may lack.
 pub(crate) fn rollback(undo: &Undo) {
     let bundle = &undo.bundle;
     let Ok(_lock) = BundleLock::acquire(bundle) else {
@@ -814,9 +818,14 @@ pub(crate) fn rollback(undo: &Undo) {
         return;
     };
     match read_record(bundle) {
-        Ok(Some(record)) if record.is_pending_of(&Owner::this_process()) => {
-            restore(bundle, undo, true)
-        }
+        Ok(Some(record)) if record.is_pending_of(&Owner::this_process()) => restore(
+            bundle,
+            &Undo {
+                bundle: bundle.clone(),
+                ..record.undo
+            },
+            true,
+        ),
         Ok(_) => tracing::warn!(bundle = %bundle.display(), "no pending injection of ours to undo"),
         Err(err) => tracing::error!("cannot undo the injection: {err}"),
     }

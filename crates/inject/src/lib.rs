@@ -284,7 +284,26 @@ pub(crate) fn restore_written(rootfs: &Rootfs, artifacts: Option<&Path>, written
     }
 }
 
+/// Injects what the bundle's `config.json` asks for (NVIDIA's env vars, device-list mounts,
+/// CDI names): rewrites `config.json` and prepares the rootfs (SONAME links, mount points, the
+/// container's `ld.so.cache`). On error the bundle is as it was. See [`inject_bundle_then`].
 pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectError> {
+    inject_bundle_then(bundle, config, || {})
+}
+
+/// [`inject_bundle`], calling `spec_written` once the new `config.json` is in place and
+/// before the rootfs work (SONAME links, mount points, the container's `ld.so.cache`), so
+/// that a caller may start building the container from it meanwhile; nothing of that work
+/// changes `config.json`. The bundle's lock is held until this returns, and an error after
+/// `spec_written` still puts the bundle back as it was, `config.json` too: whoever read it
+/// must not start the container before this returned `Ok`. Not called when nothing is
+/// rewritten ([`Outcome::AlreadyInjected`], [`Outcome::NotRequested`]) or for a rewrite that
+/// only removes ("hook removed, no GPU requested").
+pub fn inject_bundle_then(
+    bundle: &Path,
+    config: &Config,
+    spec_written: impl FnOnce(),
+) -> Result<Outcome, InjectError> {
     let started = std::time::Instant::now();
     let mut clock = Stopwatch::start();
     let mut timings = Timings::default();
@@ -504,7 +523,46 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
     };
     bundle::begin(bundle, original, &mut undo)?;
 
-    let mut rewrite = || -> Result<String, InjectError> {
+    let rewrite = || -> Result<String, InjectError> {
+        // config.json first: whoever waits for it (the runtime's create) goes on with the
+        // container while the rootfs work below is done. Only the cache's way into the
+        // container must be known before.
+        let ld_cache = if wants_ld_cache {
+            plan_ld_cache(bundle, &rootfs, &edits)?
+        } else {
+            LdCachePlan::Nothing
+        };
+        // After the new paths were listed: these destinations are in the container's procfs,
+        // never in its rootfs (nor among the mount points made below).
+        if wants_proc {
+            edits.mounts.extend(driver_proc::prepare(
+                bundle,
+                &spec,
+                &config.proc_root,
+                &proc_gpus,
+            )?);
+        }
+        apply::apply(&mut spec, &edits, ld_cache.mount());
+        if !resolved.is_empty() {
+            cdi::apply::apply(&mut spec, &resolved.edits).map_err(|source| CdiError::Apply {
+                names: resolved.names.join(","),
+                source,
+            })?;
+        }
+        let summary = summarise(
+            &edits,
+            request
+                .as_ref()
+                .map(|r| r.capabilities.as_slice())
+                .unwrap_or_default(),
+            &resolved.names,
+            ld_cache.mount().is_some(),
+        );
+        apply::mark(&mut spec, &summary);
+        write_config(bundle, &serialise(&spec))?;
+        timings.write_spec_us = clock.lap();
+        spec_written();
+
         let links: Vec<(&Path, &str)> = edits
             .symlinks
             .iter()
@@ -539,42 +597,8 @@ pub fn inject_bundle(bundle: &Path, config: &Config) -> Result<Outcome, InjectEr
             .collect();
         rootfs.mount_points(&mount_points)?;
         timings.rootfs_links_us = clock.lap();
-        let cache_mount = if wants_ld_cache {
-            write_ld_cache(bundle, &rootfs, &edits, &mut undo)?
-        } else {
-            None
-        };
+        write_ld_cache(bundle, &rootfs, &edits, &ld_cache, &mut undo)?;
         timings.ld_cache_us = clock.lap();
-        // After the new paths were listed: these destinations are in the container's procfs,
-        // never in its rootfs.
-        if wants_proc {
-            edits.mounts.extend(driver_proc::prepare(
-                bundle,
-                &spec,
-                &config.proc_root,
-                &proc_gpus,
-            )?);
-        }
-
-        apply::apply(&mut spec, &edits, cache_mount.as_deref());
-        if !resolved.is_empty() {
-            cdi::apply::apply(&mut spec, &resolved.edits).map_err(|source| CdiError::Apply {
-                names: resolved.names.join(","),
-                source,
-            })?;
-        }
-        let summary = summarise(
-            &edits,
-            request
-                .as_ref()
-                .map(|r| r.capabilities.as_slice())
-                .unwrap_or_default(),
-            &resolved.names,
-            cache_mount.is_some(),
-        );
-        apply::mark(&mut spec, &summary);
-        write_config(bundle, &serialise(&spec))?;
-        timings.write_spec_us = clock.lap();
         Ok(summary)
     };
     let summary = match rewrite() {
@@ -612,30 +636,58 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
     Ok(bundle.join(root))
 }
 
-/// The image's own cache plus the injected libraries, so that both the loader and
-/// `ldconfig -p` see them — without running ldconfig in the container. Written into the rootfs
-/// as a regular file, with an `ld.so.conf.d` entry naming the libraries' dirs, so that the
-/// container may run `ldconfig` itself (it replaces the cache by rename, which a mount point
-/// refuses with EBUSY) and still find them. Where the rootfs cannot be written from the host at
-/// all, or the image has a FIFO or a device node there, the cache is bind-mounted from the
-/// bundle instead: returns that file. Where the image has a symlink, a directory or a file too
-/// big to copy whole there, or an `/etc` that leads nowhere inside the rootfs, nothing is
-/// written or mounted there: a mount cannot go over those (libcontainer refuses to follow the
-/// link), and a write would have to go through them.
-fn write_ld_cache(
+/// How the container gets its `/etc/ld.so.cache`: the image's own cache plus the injected
+/// libraries, so that both the loader and `ldconfig -p` see them — without running ldconfig in
+/// the container. Decided before `config.json` is written (a mount must be in it), written
+/// into the rootfs after (see [`inject_bundle_then`]).
+enum LdCachePlan {
+    /// Written into the rootfs as a regular file, with an `ld.so.conf.d` entry naming the
+    /// libraries' dirs, so that the container may run `ldconfig` itself (it replaces the cache
+    /// by rename, which a mount point refuses with EBUSY) and still find them.
+    Write {
+        bytes: Vec<u8>,
+        image_file: Option<rootfs::FileContent>,
+    },
+    /// Where the host may not write the rootfs there (a read-only mount, an immutable file),
+    /// or the image has a FIFO or a device node there: bind-mounted from this file in the
+    /// bundle.
+    Mount(PathBuf),
+    /// Where the image has a symlink, a directory or a file too big to copy whole there, or an
+    /// `/etc` that leads nowhere inside the rootfs: nothing is written or mounted (a mount
+    /// cannot go over those — libcontainer refuses to follow the link — and a write would
+    /// have to go through them). Said in a warning.
+    Nothing,
+}
+
+impl LdCachePlan {
+    fn mount(&self) -> Option<&Path> {
+        match self {
+            LdCachePlan::Mount(path) => Some(path),
+            _ => None,
+        }
+    }
+}
+
+fn warn_without_ld_cache(why: &dyn std::fmt::Display) {
+    tracing::warn!(
+        "the container gets no /etc/ld.so.cache from nvidia-runtime ({why}): the loader still \
+         finds the injected libraries in the image's library dir, but `ldconfig -p` does not \
+         list them"
+    );
+}
+
+/// Reads the image's cache and decides how the container gets its own ([`LdCachePlan`]);
+/// writes the bundle's copy where it is to be mounted. Errors: the cache cannot be built or
+/// the bundle written.
+fn plan_ld_cache(
     bundle: &Path,
     rootfs: &Rootfs,
     edits: &Edits,
-    undo: &mut Undo,
-) -> Result<Option<PathBuf>, InjectError> {
+) -> Result<LdCachePlan, InjectError> {
     let cache_path = Path::new(LD_SO_CACHE);
     let without_cache = |why: &dyn std::fmt::Display| {
-        tracing::warn!(
-            "the container gets no /etc/ld.so.cache from nvidia-runtime ({why}): the loader \
-             still finds the injected libraries in the image's library dir, but `ldconfig -p` \
-             does not list them"
-        );
-        Ok(None)
+        warn_without_ld_cache(why);
+        Ok(LdCachePlan::Nothing)
     };
     let kind = match rootfs.kind(cache_path) {
         Ok(kind) => kind,
@@ -663,31 +715,49 @@ fn write_ld_cache(
             "the image has {what} at /etc/ld.so.cache: never opened; the container's cache, \
              listing the injected libraries only, is mounted over it"
         );
-        return cache_to_mount(bundle, &bytes).map(Some);
+        return cache_to_mount(bundle, &bytes).map(LdCachePlan::Mount);
     }
+    // Only a regular file, or nothing, is there: libcontainer's mount can go over it (or make
+    // its mount point) without following anything of the image's.
+    if !rootfs.may_write(cache_path) {
+        tracing::debug!(
+            "the container's ld.so.cache is mounted, not written: the host may not write it \
+             in the rootfs (a read-only mount, an immutable file)"
+        );
+        return cache_to_mount(bundle, &bytes).map(LdCachePlan::Mount);
+    }
+    Ok(LdCachePlan::Write { bytes, image_file })
+}
+
+/// Writes the planned cache into the rootfs, then the `ld.so.conf.d` entry. A rootfs that
+/// refuses the write after all (a file system that refuses root, an immutable file: what a
+/// read-only mount check cannot see) leaves the container without our cache, with a warning:
+/// `config.json`, already written, has no mount for it.
+fn write_ld_cache(
+    bundle: &Path,
+    rootfs: &Rootfs,
+    edits: &Edits,
+    plan: &LdCachePlan,
+    undo: &mut Undo,
+) -> Result<(), InjectError> {
+    let LdCachePlan::Write { bytes, image_file } = plan else {
+        return Ok(());
+    };
     match write_into_rootfs(
         bundle,
         rootfs,
-        cache_path,
-        &bytes,
+        Path::new(LD_SO_CACHE),
+        bytes,
         image_file.as_ref(),
         undo,
     ) {
-        Ok(()) => {
-            write_ld_so_conf_entry(bundle, rootfs, edits, undo);
-            return Ok(None);
-        }
+        Ok(()) => write_ld_so_conf_entry(bundle, rootfs, edits, undo),
         Err(WriteIn::Bundle(err)) => return Err(err),
-        // Only a regular file, or nothing, is there: libcontainer's mount can go over it
-        // (or make its mount point) without following anything of the image's.
-        Err(WriteIn::Rootfs(err)) if err.is_not_writable() => {
-            tracing::debug!("the container's ld.so.cache is mounted, not written: {err}")
-        }
         // Something in the way on the path (an `/etc` that is a symlink out of the rootfs, or
-        // a file): a mount would meet it too.
-        Err(WriteIn::Rootfs(err)) => return without_cache(&err),
+        // a file), or a rootfs that refuses the write.
+        Err(WriteIn::Rootfs(err)) => warn_without_ld_cache(&err),
     }
-    cache_to_mount(bundle, &bytes).map(Some)
+    Ok(())
 }
 
 /// The image's `/etc/ld.so.cache` as read (`None`: it has none); an unreadable one is

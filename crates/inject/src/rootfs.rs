@@ -321,6 +321,50 @@ impl Rootfs {
         Ok(true)
     }
 
+    /// Whether this process may write `path`: the kernel's write check (`faccessat2(W_OK,
+    /// AT_EACCESS)`, Linux >= 5.8; before it, `statvfs`'s read-only flag) on the file, if
+    /// there, and on its nearest existing directory, which a write renames into or makes
+    /// directories in. False where a write would fail with `EROFS`, `EACCES` or `EPERM` (a
+    /// read-only mount, an immutable file or directory, a file system that refuses root);
+    /// anything else is left for the write to find.
+    pub fn may_write(&self, path: &Path) -> bool {
+        let Ok((mut dir, name)) = split_plain(path) else {
+            return true;
+        };
+        let mut file = Some(name);
+        let dir = loop {
+            match self.resolve(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(fd) => break fd,
+                Err(Errno::ENOENT) if dir.pop() => file = None,
+                Err(_) => return true,
+            }
+        };
+        let allowed = |name: &Path, flags: nix::libc::c_int| -> bool {
+            let Ok(name) = std::ffi::CString::new(name.as_os_str().as_bytes()) else {
+                return true;
+            };
+            // SAFETY: a NUL-terminated name and a descriptor that outlive the call
+            let ret = unsafe {
+                nix::libc::syscall(
+                    nix::libc::SYS_faccessat2,
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    nix::libc::W_OK,
+                    nix::libc::AT_EACCESS | flags,
+                )
+            };
+            match Errno::result(ret) {
+                Ok(_) | Err(Errno::ENOENT) => true,
+                Err(Errno::ENOSYS) => nix::sys::statvfs::fstatvfs(&dir).map_or(true, |fs| {
+                    !fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+                }),
+                Err(errno) => !matches!(errno, Errno::EROFS | Errno::EACCES | Errno::EPERM),
+            }
+        };
+        file.is_none_or(|name| allowed(&name, nix::libc::AT_SYMLINK_NOFOLLOW))
+            && allowed(Path::new(""), nix::libc::AT_EMPTY_PATH)
+    }
+
     /// What is at `path`, its last component not followed.
     pub fn kind(&self, path: &Path) -> Result<FileKind, RootfsError> {
         let (parent, name) = split_plain(path)?;

@@ -26,6 +26,8 @@ fn config() -> &'static Result<inject::Config, inject::ConfigError> {
 pub struct Injection {
     undo: Option<inject::Undo>,
     reservation: Option<Reservation>,
+    /// The child injecting for this process still prepares the rootfs.
+    rootfs: Option<crate::protect::RootfsInProgress>,
 }
 
 impl Injection {
@@ -34,6 +36,29 @@ impl Injection {
             reservation: Some(reservation),
             ..self
         }
+    }
+
+    /// The descriptor the container's init waits on before it touches the rootfs, while the
+    /// injecting child still prepares it (see `protect.rs`).
+    pub fn rootfs_gate(&self) -> Option<std::os::fd::RawFd> {
+        self.rootfs.as_ref().map(|rootfs| rootfs.gate())
+    }
+
+    /// Waits for the child still preparing the rootfs, if any. An error when it failed: it
+    /// said why and put the bundle back, so nothing is left here to roll back
+    /// ([`crate::protect::Reported`]); or when it was killed (the rollback undoes what it did).
+    pub fn wait_for_rootfs(&mut self) -> Result<()> {
+        let Some(rootfs) = self.rootfs.take() else {
+            return Ok(());
+        };
+        let finished = rootfs.finish();
+        if finished
+            .as_ref()
+            .is_err_and(|err| err.is::<crate::protect::Reported>())
+        {
+            self.undo = None;
+        }
+        finished
     }
 
     /// The create failed: the bundle goes back as it was and the id is free again.
@@ -61,14 +86,31 @@ impl Injection {
 
 /// `report_config`: whether this process says what the config file says of itself (its
 /// warnings): once per create, by the first process that loads it for that create.
-pub fn prepare_bundle(bundle: &Path, report_config: bool) -> Result<Injection> {
+/// `rootfs`: the child injecting for this process, which wrote `config.json` and still
+/// prepares the rootfs (its injection is adopted). `spec_written` is called once
+/// `config.json` is rewritten, before the rootfs work (see [`inject::inject_bundle_then`]).
+pub fn prepare_bundle(
+    bundle: &Path,
+    report_config: bool,
+    rootfs: Option<crate::protect::RootfsInProgress>,
+    spec_written: &dyn Fn(),
+) -> Result<Injection> {
     if let Some(undo) = inject::adopt(bundle)? {
         tracing::debug!("adopting the injection made before the re-exec");
         return Ok(Injection {
             undo: Some(undo),
             reservation: None,
+            rootfs,
         });
     }
+    // Not adopted (a forged or stale name of a child): its rootfs work is waited for, and
+    // this process injects as it finds the bundle then.
+    let mut waited = Injection {
+        undo: None,
+        reservation: None,
+        rootfs,
+    };
+    waited.wait_for_rootfs()?;
     let config = config()
         .as_ref()
         .map_err(|err| anyhow!("{err}"))
@@ -76,17 +118,18 @@ pub fn prepare_bundle(bundle: &Path, report_config: bool) -> Result<Injection> {
     if report_config {
         self::report_config(config);
     }
-    let outcome = inject::inject_bundle(bundle, config).map_err(|err| match err {
-        // Where the driver was looked for, and who said so: a runtime started by an engine
-        // whose environment lacks the config variable reads the defaults instead.
-        inject::InjectError::Inventory(_) => anyhow!(err).context(format!(
-            "driver root {}, proc root {} ({})",
-            config.driver_root.display(),
-            config.proc_root.display(),
-            config_source()
-        )),
-        other => anyhow!(other),
-    })?;
+    let outcome =
+        inject::inject_bundle_then(bundle, config, spec_written).map_err(|err| match err {
+            // Where the driver was looked for, and who said so: a runtime started by an engine
+            // whose environment lacks the config variable reads the defaults instead.
+            inject::InjectError::Inventory(_) => anyhow!(err).context(format!(
+                "driver root {}, proc root {} ({})",
+                config.driver_root.display(),
+                config.proc_root.display(),
+                config_source()
+            )),
+            other => anyhow!(other),
+        })?;
     match &outcome {
         inject::Outcome::Rewritten {
             summary, timings, ..
@@ -97,6 +140,7 @@ pub fn prepare_bundle(bundle: &Path, report_config: bool) -> Result<Injection> {
     Ok(Injection {
         undo: outcome.undo(),
         reservation: None,
+        rootfs: None,
     })
 }
 

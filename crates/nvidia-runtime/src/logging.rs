@@ -207,6 +207,9 @@ impl<S: Subscriber> Layer<S> for LogrusLayer {
         let mut visitor = MessageVisitor::default();
         event.record(&mut visitor);
         let msg = visitor.message + &visitor.fields;
+        if msg.contains(crate::protect::REPORTED) {
+            return; // libcontainer passing on an error its init got, said already
+        }
         let line = format_line(self.format, event.metadata().level(), &msg, &now_rfc3339());
         if let Ok(mut sink) = self.sink.lock() {
             sink.write_line(&line);

@@ -76,8 +76,9 @@ fn main() -> ExitCode {
         // Re-execs once, from a protected view of the binary, injecting GPUs meanwhile: see
         // protect.rs.
         let err = protect::reexec_sealed(
-            commands::may_inject(&command)
-                .then_some(|| commands::before_sealed_reexec(&command, &cli.global)),
+            commands::may_inject(&command).then_some(|spec_written: &dyn Fn()| {
+                commands::before_sealed_reexec(&command, &cli.global, spec_written)
+            }),
             |injection| {
                 if let Some(injection) = injection {
                     injection.rollback();

@@ -219,19 +219,31 @@ fn exec_fd(exe: &OwnedFd, extra: Option<String>) -> anyhow::Error {
     last_os_error("cannot re-exec from a read-only view of the binary")
 }
 
-/// Names the process that injects GPUs for a create while it re-execs (its pid), for the
-/// re-exec'd process to wait for. Read once and removed; see [`wait_for_injector`].
+/// Names the process that injects GPUs for a create while it re-execs, for the re-exec'd
+/// process to wait for: `PID:FD`, its pid and the read end of the pipe it reports on (see
+/// [`wait_for_injector`]). Read once and removed.
 const INJECTOR_ENV: &str = "_NVIDIA_RUNTIME_INJECTOR";
+
+/// What the injecting child writes on its pipe: `config.json` is written (the re-exec'd
+/// process may build the container from it), then the rootfs is ready (the container's init
+/// may prepare it). It exits without the second where it failed.
+const SPEC_WRITTEN: u8 = b'C';
+const ROOTFS_READY: u8 = b'R';
 
 /// An error the process that made it has already reported (on stderr and in the log): the
 /// process that injects GPUs while the first one re-execs. Whoever fails with it says nothing
-/// more, so that each message is said once.
+/// more, so that each message is said once, and the injection's error stays the last error
+/// line of the log (the one containerd shows): libcontainer's errors that carry it (the
+/// container's init stopped at the rootfs gate) are not logged either ([`REPORTED`]).
 #[derive(Debug)]
 pub struct Reported;
 
+/// What [`Reported`] says: a log line that holds it repeats an error already logged.
+pub const REPORTED: &str = "the GPU injection failed (reported above)";
+
 impl std::fmt::Display for Reported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the GPU injection failed (reported above)")
+        f.write_str(REPORTED)
     }
 }
 
@@ -242,12 +254,13 @@ impl std::error::Error for Reported {}
 /// exec happens: with the overlay, in a child forked for it, which acts for this process
 /// (`inject::Owner::act_for`: the reservation and the bundle's record name this process) and
 /// reports its own error with `report`; with a copy, beside the copy on a thread. What it did
-/// is found on disk by the re-executed process, which first waits for the child
-/// ([`wait_for_injector`]). Returns only on failure: of `meanwhile` (its error), or of the copy
+/// is found on disk by the re-executed process, which first waits for the child to say that
+/// `config.json` is written (`meanwhile` calls the function it is given then), and lets the
+/// container's init wait for the rest ([`wait_for_injector`], [`RootfsInProgress`]). Returns only on failure: of `meanwhile` (its error), or of the copy
 /// or the exec (then `undo` is called with what `meanwhile` did, since nobody else will act
 /// on it).
 pub fn reexec_sealed<T>(
-    meanwhile: Option<impl Fn() -> Result<T>>,
+    meanwhile: Option<impl Fn(&dyn Fn()) -> Result<T>>,
     undo: impl FnOnce(T),
     report: impl FnOnce(&anyhow::Error),
 ) -> anyhow::Error {
@@ -268,10 +281,16 @@ pub fn reexec_sealed<T>(
             let owner = inject::Owner::this_process();
             // SAFETY: plain syscall
             let parent = unsafe { libc::getpid() };
+            let Ok((report_read, report_write)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            else {
+                tracing::debug!("no pipe for the injection: injecting before the re-exec");
+                return meanwhile_then_exec(|| meanwhile(&|| {}), || exec_fd(&exe, None), undo);
+            };
             // SAFETY: this process has one thread here (the copy's thread is only made on
             // the other path), so the child may run any code
             let child = unsafe { libc::fork() };
             if child == 0 {
+                drop(report_read);
                 // If the runtime is killed (a shim that gives up kills its pid only), its
                 // injection must not go on and change the bundle behind everyone's back.
                 // SAFETY: plain syscalls
@@ -282,10 +301,23 @@ pub fn reexec_sealed<T>(
                     }
                 }
                 inject::Owner::act_for(owner);
-                let code = match meanwhile() {
+                let said_written = std::cell::Cell::new(false);
+                // (a re-exec'd process gone: the write fails, and this child dies with it)
+                let say = |byte: u8| {
+                    let _ = nix::unistd::write(&report_write, &[byte]);
+                };
+                let spec_written = || {
+                    say(SPEC_WRITTEN);
+                    said_written.set(true);
+                };
+                let code = match meanwhile(&spec_written) {
                     Ok(done) => {
                         // what it did is the re-exec'd process's now: nothing here undoes it
                         std::mem::forget(done);
+                        if !said_written.get() {
+                            say(SPEC_WRITTEN);
+                        }
+                        say(ROOTFS_READY);
                         0
                     }
                     Err(err) => {
@@ -296,16 +328,24 @@ pub fn reexec_sealed<T>(
                 // SAFETY: leaves without running the parent's exit handlers twice
                 unsafe { libc::_exit(code) };
             }
+            drop(report_write);
             if child < 0 {
                 tracing::debug!("cannot fork the injection: injecting before the re-exec");
-                return meanwhile_then_exec(meanwhile, || exec_fd(&exe, None), undo);
+                return meanwhile_then_exec(|| meanwhile(&|| {}), || exec_fd(&exe, None), undo);
             }
-            let err = exec_fd(&exe, Some(format!("{INJECTOR_ENV}={child}")));
+            // the read end, and only it, crosses the exec
+            let _ = nix::fcntl::fcntl(
+                report_read.as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            );
+            let fd = report_read.as_raw_fd();
+            let err = exec_fd(&exe, Some(format!("{INJECTOR_ENV}={child}:{fd}")));
+            drop(report_read);
             // The exec failed: once the child is done, its work is adopted (it acted for this
             // process) and undone.
             std::env::remove_var(INJECTOR_ENV);
             if reap(child) == Some(0) {
-                if let Ok(done) = meanwhile() {
+                if let Ok(done) = meanwhile(&|| {}) {
                     undo(done);
                 }
             }
@@ -318,23 +358,50 @@ pub fn reexec_sealed<T>(
     let Some(meanwhile) = meanwhile else {
         return copy_and_exec(|| Ok(()), |()| ());
     };
-    copy_and_exec(meanwhile, undo)
+    copy_and_exec(|| meanwhile(&|| {}), undo)
 }
 
-/// In the re-exec'd process of a `create` or `run`: waits for the child that injected GPUs
+/// In the re-exec'd process of a `create` or `run`: waits for the child that injects GPUs
 /// while this process re-exec'd (named in its environment by the process before the exec,
-/// which is this one), so that what it did is on disk. Ok when it succeeded, or when there is
-/// no such child (a copy was made instead, or the name is not of a child of this process: it
-/// then injects itself, as always). [`Reported`] when it failed and said why.
-pub fn wait_for_injector() -> Result<()> {
-    let Some(pid) = std::env::var_os(INJECTOR_ENV) else {
-        return Ok(());
+/// which is this one) to write `config.json`. `Some` while it still prepares the rootfs: the
+/// container's init must wait for that ([`RootfsInProgress`]). `None` when it is done, or when
+/// there is no such child (a copy was made instead, or the name is not of a child of this
+/// process: it then injects itself, as always). [`Reported`] when it failed and said why,
+/// [`InjectorKilled`] when it was killed.
+pub fn wait_for_injector() -> Result<Option<RootfsInProgress>> {
+    let Some(named) = std::env::var_os(INJECTOR_ENV) else {
+        return Ok(None);
     };
     // SAFETY (edition 2021: safe): no other thread reads the environment yet
     std::env::remove_var(INJECTOR_ENV);
-    let Some(pid) = pid.to_str().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
-        return Ok(());
+    let Some((pid, fd)) = named.to_str().and_then(|named| {
+        let (pid, fd) = named.split_once(':')?;
+        Some((pid.parse::<libc::pid_t>().ok()?, fd.parse::<i32>().ok()?))
+    }) else {
+        return Ok(None);
     };
+    if !is_child(pid) || fd < 3 {
+        return Ok(None);
+    }
+    // SAFETY: the process before the exec (this one) left this descriptor open for us, the
+    // read end of its pipe to `pid`, which nothing else owns
+    let report = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        report.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    if read_byte(&report) == Some(SPEC_WRITTEN) {
+        return Ok(Some(RootfsInProgress {
+            injector: pid,
+            report,
+        }));
+    }
+    injector_outcome(pid).map(|()| None)
+}
+
+/// How the injecting child ended: Ok, [`Reported`] (it failed and said why) or
+/// [`InjectorKilled`]. Waits for it.
+fn injector_outcome(pid: libc::pid_t) -> Result<()> {
     let Some(status) = wait_status(pid) else {
         return Ok(());
     };
@@ -345,6 +412,68 @@ pub fn wait_for_injector() -> Result<()> {
         };
     }
     Err(anyhow!(InjectorKilled(libc::WTERMSIG(status))))
+}
+
+/// The injecting child wrote `config.json` and still prepares the container's rootfs (SONAME
+/// links, mount points, its `ld.so.cache`) while this process sets the container up.
+pub struct RootfsInProgress {
+    injector: libc::pid_t,
+    report: OwnedFd,
+}
+
+impl RootfsInProgress {
+    /// The read end of the child's pipe, for the container's init to wait on before it
+    /// touches the rootfs ([`wait_for_rootfs`]). Stays open until [`Self::finish`].
+    pub fn gate(&self) -> std::os::fd::RawFd {
+        self.report.as_raw_fd()
+    }
+
+    /// Waits for the child to end: Ok when it prepared the rootfs, [`Reported`] when it
+    /// failed and said why (and put the bundle back as it was), [`InjectorKilled`] when it was
+    /// killed (what it did is for this process to undo).
+    pub fn finish(self) -> Result<()> {
+        drop(self.report);
+        injector_outcome(self.injector)
+    }
+}
+
+/// In the container's init: waits for the injecting child's word that the rootfs is ready
+/// (`gate` from [`RootfsInProgress::gate`]), then closes `gate`. An error when the child
+/// ended without it: the create fails, and the child has said why.
+pub fn wait_for_rootfs(gate: std::os::fd::RawFd) -> Result<()> {
+    // SAFETY: the init's copy of the descriptor, used here only and closed after
+    let gate = unsafe { OwnedFd::from_raw_fd(gate) };
+    match read_byte(&gate) {
+        Some(ROOTFS_READY) => Ok(()),
+        _ => Err(anyhow!(Reported)),
+    }
+}
+
+/// One byte from `fd` (again when interrupted); `None` at end of file or on an error.
+fn read_byte(fd: &OwnedFd) -> Option<u8> {
+    let mut byte = [0u8];
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), &mut byte) {
+            Ok(1) => return Some(byte[0]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `pid` is a child of this process that has not been reaped (it is not waited for).
+fn is_child(pid: libc::pid_t) -> bool {
+    // SAFETY: a zeroed siginfo_t for the kernel to fill in
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: plain syscall on a struct that outlives it
+    unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+    }
 }
 
 /// The child injecting GPUs was killed (by this signal) before it finished: what it did is

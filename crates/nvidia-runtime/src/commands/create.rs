@@ -29,21 +29,21 @@ pub(super) struct CreateRequest<'a> {
 /// The checks of a create, the reservation of its id, then the GPU injection. Runs for the
 /// first process while it re-execs (`protect.rs`), and again in the re-exec'd process, which
 /// finds the id reserved and the bundle injected for it and goes on with both.
+/// `spec_written`: see [`gpu::prepare_bundle`].
 fn check_and_inject(
     id: &str,
     bundle: &Path,
     global: &GlobalOpts,
+    spec_written: &dyn Fn(),
 ) -> Result<(PathBuf, gpu::Injection)> {
     let root = root_dir(global);
-    // (in the re-exec'd process: what the injecting child did must be on disk first; if it
-    // failed it said why, having made the same checks as below)
-    let injector = crate::protect::wait_for_injector();
-    if let Err(err) = injector {
-        if err.is::<crate::protect::Reported>() {
-            return Err(err);
-        }
-        return Err(undo_killed_injector(err, &root, id, bundle));
-    }
+    // (in the re-exec'd process: the config.json of the injecting child must be on disk
+    // first; if it failed it said why, having made the same checks as below)
+    let rootfs = match crate::protect::wait_for_injector() {
+        Ok(rootfs) => rootfs,
+        Err(err) if err.is::<crate::protect::Reported>() => return Err(err),
+        Err(err) => return Err(undo_killed_injector(err, &root, id, bundle)),
+    };
     state::validate_id(id)?;
     let bundle = std::fs::canonicalize(bundle)
         .with_context(|| format!("cannot use bundle {}", bundle.display()))?;
@@ -52,7 +52,7 @@ fn check_and_inject(
     // The config's warnings are said by the first process that loads it for this create: the
     // one before the re-exec (or its child) where it may inject, else this one.
     let first = !crate::protect::is_sealed() || !super::bundle_may_ask_for_gpus(&bundle);
-    let injection = gpu::prepare_bundle(&bundle, first)
+    let injection = gpu::prepare_bundle(&bundle, first, rootfs, spec_written)
         .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
     Ok((bundle, injection.reserved(reservation)))
 }
@@ -79,13 +79,17 @@ pub fn inject_before_reexec(
     id: &str,
     bundle: &Path,
     global: &GlobalOpts,
+    spec_written: &dyn Fn(),
 ) -> Result<gpu::Injection> {
-    check_and_inject(id, bundle, global).map(|(_, injection)| injection)
+    check_and_inject(id, bundle, global, spec_written).map(|(_, injection)| injection)
 }
 
 pub(super) fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Result<Container> {
     let root = root_dir(global);
-    let (bundle, injection) = check_and_inject(req.id, req.bundle, global)?;
+    let (bundle, mut injection) = check_and_inject(req.id, req.bundle, global, &|| {})?;
+    let executor = RuncWordingExecutor {
+        rootfs_gate: injection.rootfs_gate(),
+    };
 
     let built = ContainerBuilder::new(req.id.to_owned(), SyscallType::default())
         .with_root_path(&root)
@@ -93,7 +97,7 @@ pub(super) fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Resu
         .map(|b| {
             b.with_console_socket(req.console_socket)
                 .with_preserved_fds(req.preserve_fds)
-                .with_executor(RuncWordingExecutor)
+                .with_executor(executor)
         })
         .and_then(|b| b.validate_id())
         .and_then(|b| {
@@ -104,9 +108,12 @@ pub(super) fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Resu
                 .build()
         });
 
+    // (the child still preparing the rootfs is done once the init passed its gate; where the
+    // build failed before, it is waited for before anything is undone)
+    let rootfs_ready = injection.wait_for_rootfs();
     match built {
         Ok(mut container) => {
-            if let Err(err) = injection.commit() {
+            if let Err(err) = rootfs_ready.and_then(|()| injection.commit()) {
                 let _ = container.delete_with(true, warn_poststop_failure);
                 injection.rollback();
                 return Err(err);
@@ -124,6 +131,9 @@ pub(super) fn create_container(req: &CreateRequest, global: &GlobalOpts) -> Resu
                 }
             }
             injection.rollback();
+            // The child that failed to prepare the rootfs said why: the init stopped at its
+            // gate for that.
+            rootfs_ready?;
             Err(anyhow!(err)).context("cannot create container")
         }
     }

@@ -68,7 +68,7 @@ pub fn exec(args: Exec, global: &GlobalOpts) -> Result<u8> {
         .map(|b| {
             b.with_console_socket(console_socket.as_ref())
                 .with_preserved_fds(args.preserve_fds)
-                .with_executor(RuncWordingExecutor)
+                .with_executor(RuncWordingExecutor::default())
         })
         .and_then(|b| b.validate_id())
         .and_then(|b| {

@@ -8,10 +8,22 @@ use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use oci_spec::runtime::Spec;
 
-#[derive(Clone)]
-pub struct RuncWordingExecutor;
+#[derive(Clone, Default)]
+pub struct RuncWordingExecutor {
+    /// Where the child injecting GPUs still prepares the rootfs: what the container's init
+    /// waits on before it touches the rootfs (`protect::wait_for_rootfs`).
+    pub rootfs_gate: Option<std::os::fd::RawFd>,
+}
 
 impl Executor for RuncWordingExecutor {
+    fn before_rootfs(&self) -> Result<(), ExecutorError> {
+        match self.rootfs_gate {
+            Some(gate) => crate::protect::wait_for_rootfs(gate)
+                .map_err(|err| ExecutorError::Other(err.to_string())),
+            None => Ok(()),
+        }
+    }
+
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         let args = spec
             .process()

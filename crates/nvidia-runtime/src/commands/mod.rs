@@ -59,16 +59,18 @@ pub(crate) fn bundle_may_ask_for_gpus(bundle: &std::path::Path) -> bool {
     }
 }
 
+/// `spec_written`: see [`gpu::prepare_bundle`].
 pub fn before_sealed_reexec(
     command: &Command,
     global: &GlobalOpts,
+    spec_written: &dyn Fn(),
 ) -> Result<Option<gpu::Injection>> {
     let (id, bundle) = match command {
         Command::Create(args) => (&args.container_id, &args.bundle),
         Command::Common(CommonCmd::Run(args)) => (&args.container_id, &args.bundle),
         _ => return Ok(None),
     };
-    create::inject_before_reexec(id, bundle, global).map(Some)
+    create::inject_before_reexec(id, bundle, global, spec_written).map(Some)
 }
 
 pub fn run(command: Command, global: &GlobalOpts) -> Result<u8> {

@@ -72,6 +72,14 @@ pub trait Executor: CloneBoxExecutor {
     /// runs before waiting for the container start signal.
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError>;
 
+    /// Runs in the container's init process, in its new namespaces, before its rootfs is
+    /// prepared (mounts, devices, pivot_root); an error stops the create. A runtime that
+    /// prepares the rootfs on the side while the container is being set up waits here for
+    /// that work. The default does nothing.
+    fn before_rootfs(&self) -> Result<(), ExecutorError> {
+        Ok(())
+    }
+
     /// Set environment variables for the container process to be executed.
     /// This step runs after the container init process is created, entered
     /// into the correct namespace and cgroups, and pivot_root into the rootfs.

@@ -82,6 +82,7 @@ pub fn container_init_process(
     if matches!(args.container_type, ContainerType::InitContainer) {
         let in_user_ns = utils::is_in_new_userns().map_err(InitProcessError::Io)?;
         let bind_service = ctx.ns.get(LinuxNamespaceType::User)?.is_some() || in_user_ns;
+        args.executor.before_rootfs()?;
         let rootfs = RootFS::new();
         rootfs
             .prepare_rootfs(
