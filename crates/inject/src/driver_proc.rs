@@ -25,39 +25,67 @@ const COPIED: [&str; 3] = ["params", "version", "registry"];
 /// Our copy, under the bundle's artifacts dir.
 const COPY_DIR: &str = "proc-driver-nvidia";
 
-/// Writes the container's `/proc/driver/nvidia` under `<bundle>/.nvidia-runtime/` and returns
-/// the mounts that show it, in order (the directory first, then each GPU's). No mounts when the
-/// host's proc (under `proc_root`) shows no driver, when the container has no `/proc`, or when
-/// this process's own `/proc` has no driver: the container's proc would not either, and a mount
+/// The container's `/proc/driver/nvidia`: the mounts that show it, in order (our copy's
+/// directory under `<bundle>/.nvidia-runtime/` first, then each GPU's), and the copy to write
+/// before the container's init mounts them ([`Copy::write`]). `None` when the host's proc
+/// (under `proc_root`) shows no driver, when the container has no `/proc`, or when this
+/// process's own `/proc` has no driver: the container's proc would not either, and a mount
 /// onto a path procfs lacks fails the container.
-pub fn prepare(
+pub fn plan(
     bundle: &Path,
     spec: &Value,
     proc_root: &Path,
     gpus: &[&Gpu],
-) -> Result<Vec<BindMount>, InjectError> {
+) -> Option<(Vec<BindMount>, Copy)> {
     let host = proc_root.join(DRIVER_PROC.trim_start_matches('/'));
     if !host.is_dir() || !Path::new(DRIVER_PROC).is_dir() || !mounts_proc(spec) {
         tracing::debug!(host = %host.display(), "no /proc/driver/nvidia to hide in the container");
-        return Ok(Vec::new());
+        return None;
     }
     let copy = bundle.join(ARTIFACTS_DIR).join(COPY_DIR);
-    write_copy(&host, &copy, gpus)?;
-
     let mut mounts = vec![BindMount {
-        host: copy,
+        host: copy.clone(),
         container: PathBuf::from(DRIVER_PROC),
     }];
+    let mut gpu_dirs = Vec::new();
     for gpu in gpus {
         let Some(name) = gpu.proc_dir.file_name() else {
             continue;
         };
+        gpu_dirs.push(PathBuf::from(name));
         mounts.push(BindMount {
             host: gpu.proc_dir.clone(),
             container: Path::new(DRIVER_PROC).join("gpus").join(name),
         });
     }
-    Ok(mounts)
+    Some((
+        mounts,
+        Copy {
+            host,
+            copy,
+            gpu_dirs,
+        },
+    ))
+}
+
+/// Our copy of the module's `/proc/driver/nvidia` for one container: what [`plan`]'s first
+/// mount shows.
+#[derive(Debug)]
+pub struct Copy {
+    /// The module's directory under the proc root.
+    host: PathBuf,
+    /// Ours, under the bundle's artifacts dir.
+    copy: PathBuf,
+    /// The GPUs' directory names under `gpus/` (mount points of their own directories).
+    gpu_dirs: Vec<PathBuf>,
+}
+
+impl Copy {
+    /// Writes the copy: `params` (with `ModifyDeviceFiles: 0`), `version` and `registry`
+    /// read from the host, 0444, and an empty `gpus/<bus id>` per GPU. Errors name the file.
+    pub fn write(&self) -> Result<(), InjectError> {
+        write_copy(&self.host, &self.copy, &self.gpu_dirs)
+    }
 }
 
 /// Whether the spec mounts something at `/proc` (our mounts go on top of it).
@@ -73,7 +101,7 @@ fn mounts_proc(spec: &Value) -> bool {
         })
 }
 
-fn write_copy(host: &Path, copy: &Path, gpus: &[&Gpu]) -> Result<(), InjectError> {
+fn write_copy(host: &Path, copy: &Path, gpu_dirs: &[PathBuf]) -> Result<(), InjectError> {
     let write_err = |path: &Path| {
         let path = path.to_owned();
         move |source| InjectError::Write { path, source }
@@ -84,11 +112,9 @@ fn write_copy(host: &Path, copy: &Path, gpus: &[&Gpu]) -> Result<(), InjectError
     }
     let gpus_dir = copy.join("gpus");
     std::fs::create_dir_all(&gpus_dir).map_err(write_err(&gpus_dir))?;
-    for gpu in gpus {
-        if let Some(name) = gpu.proc_dir.file_name() {
-            let dir = gpus_dir.join(name);
-            std::fs::create_dir(&dir).map_err(write_err(&dir))?;
-        }
+    for name in gpu_dirs {
+        let dir = gpus_dir.join(name);
+        std::fs::create_dir(&dir).map_err(write_err(&dir))?;
     }
     for name in COPIED {
         let from = host.join(name);
@@ -170,17 +196,8 @@ mod tests {
         std::fs::write(nv.join("warnings"), "").unwrap();
         let bundle = tempfile::tempdir().unwrap();
         let copy = bundle.path().join("copy");
-        let json = serde_json::json!({
-            "index": 1, "uuid": "GPU-1", "bus_id": "0000:2a:00.0", "minor": 0,
-            "model": "m", "brand": "nvidia", "architecture": "hopper",
-            "compute_capability": null, "mig_enabled": false,
-            "proc_dir": nv.join("gpus/0000:2a:00.0"),
-            "device": {"host_path": "/dev/nvidia0", "container_path": "/dev/nvidia0",
-                       "major": 195, "minor": 0, "mode": 438, "uid": 0, "gid": 0}
-        });
-        let gpu: Gpu = serde_json::from_value(json).unwrap();
         for _ in 0..2 {
-            write_copy(&nv, &copy, &[&gpu]).unwrap();
+            write_copy(&nv, &copy, &[PathBuf::from("0000:2a:00.0")]).unwrap();
             let mut names: Vec<String> = std::fs::read_dir(&copy)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -533,15 +533,15 @@ pub fn inject_bundle_then(
             LdCachePlan::Nothing
         };
         // After the new paths were listed: these destinations are in the container's procfs,
-        // never in its rootfs (nor among the mount points made below).
-        if wants_proc {
-            edits.mounts.extend(driver_proc::prepare(
-                bundle,
-                &spec,
-                &config.proc_root,
-                &proc_gpus,
-            )?);
-        }
+        // never in its rootfs (nor among the mount points made below). Their source, our copy
+        // of the module's files, is written after config.json.
+        let driver_proc = wants_proc
+            .then(|| driver_proc::plan(bundle, &spec, &config.proc_root, &proc_gpus))
+            .flatten()
+            .map(|(mounts, copy)| {
+                edits.mounts.extend(mounts);
+                copy
+            });
         apply::apply(&mut spec, &edits, ld_cache.mount());
         if !resolved.is_empty() {
             cdi::apply::apply(&mut spec, &resolved.edits).map_err(|source| CdiError::Apply {
@@ -563,6 +563,9 @@ pub fn inject_bundle_then(
         timings.write_spec_us = clock.lap();
         spec_written();
 
+        if let Some(copy) = &driver_proc {
+            copy.write()?;
+        }
         let links: Vec<(&Path, &str)> = edits
             .symlinks
             .iter()
@@ -638,19 +641,16 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
 
 /// How the container gets its `/etc/ld.so.cache`: the image's own cache plus the injected
 /// libraries, so that both the loader and `ldconfig -p` see them — without running ldconfig in
-/// the container. Decided before `config.json` is written (a mount must be in it), written
-/// into the rootfs after (see [`inject_bundle_then`]).
+/// the container. Decided before `config.json` is written (a mount must be in it); the cache
+/// is read, built and written into the rootfs after (see [`inject_bundle_then`]).
 enum LdCachePlan {
     /// Written into the rootfs as a regular file, with an `ld.so.conf.d` entry naming the
     /// libraries' dirs, so that the container may run `ldconfig` itself (it replaces the cache
     /// by rename, which a mount point refuses with EBUSY) and still find them.
-    Write {
-        bytes: Vec<u8>,
-        image_file: Option<rootfs::FileContent>,
-    },
+    Write,
     /// Where the host may not write the rootfs there (a read-only mount, an immutable file),
-    /// or the image has a FIFO or a device node there: bind-mounted from this file in the
-    /// bundle.
+    /// or the image has a FIFO or a device node there: bind-mounted from this file, already
+    /// written into the bundle.
     Mount(PathBuf),
     /// Where the image has a symlink, a directory or a file too big to copy whole there, or an
     /// `/etc` that leads nowhere inside the rootfs: nothing is written or mounted (a mount
@@ -676,63 +676,94 @@ fn warn_without_ld_cache(why: &dyn std::fmt::Display) {
     );
 }
 
-/// Reads the image's cache and decides how the container gets its own ([`LdCachePlan`]);
-/// writes the bundle's copy where it is to be mounted. Errors: the cache cannot be built or
-/// the bundle written.
+/// Decides how the container gets its cache ([`LdCachePlan`]) from what the image has at
+/// `/etc/ld.so.cache` and whether the host may write there; where it is to be mounted, builds
+/// it and writes the bundle's copy now. Errors: the cache cannot be built or the bundle
+/// written.
 fn plan_ld_cache(
     bundle: &Path,
     rootfs: &Rootfs,
     edits: &Edits,
 ) -> Result<LdCachePlan, InjectError> {
     let cache_path = Path::new(LD_SO_CACHE);
-    let without_cache = |why: &dyn std::fmt::Display| {
-        warn_without_ld_cache(why);
-        Ok(LdCachePlan::Nothing)
-    };
     let kind = match rootfs.kind(cache_path) {
         Ok(kind) => kind,
-        Err(err) => return without_cache(&err),
+        Err(err) => {
+            warn_without_ld_cache(&err);
+            return Ok(LdCachePlan::Nothing);
+        }
     };
-    let image_file = match kind {
-        FileKind::Absent | FileKind::Special(_) => None,
-        FileKind::File => match rootfs.read(cache_path) {
-            Ok(file) => file,
-            Err(err) => return without_cache(&err),
-        },
-        FileKind::Directory => return without_cache(&"the image has a directory there"),
-        FileKind::Symlink => return without_cache(&"the image has a symbolic link there"),
-    };
-    let cache = image_ld_cache(image_file.as_ref().map(|f| f.bytes.as_slice()));
-    let bytes = with_entries(cache, &edits.ld_cache).map_err(|err| InjectError::Write {
-        path: bundle.join(ARTIFACTS_DIR).join("ld.so.cache"),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
-    })?;
-
-    if let FileKind::Special(what) = kind {
-        // A mount goes over a FIFO or a device node without opening it, and keeps the
-        // container's loader from opening it (a FIFO would hang every program); never replaced.
-        tracing::warn!(
-            "the image has {what} at /etc/ld.so.cache: never opened; the container's cache, \
-             listing the injected libraries only, is mounted over it"
-        );
-        return cache_to_mount(bundle, &bytes).map(LdCachePlan::Mount);
+    match kind {
+        FileKind::Directory => {
+            warn_without_ld_cache(&"the image has a directory there");
+            return Ok(LdCachePlan::Nothing);
+        }
+        FileKind::Symlink => {
+            warn_without_ld_cache(&"the image has a symbolic link there");
+            return Ok(LdCachePlan::Nothing);
+        }
+        FileKind::Special(what) => {
+            // A mount goes over a FIFO or a device node without opening it, and keeps the
+            // container's loader from opening it (a FIFO would hang every program); never
+            // replaced.
+            tracing::warn!(
+                "the image has {what} at /etc/ld.so.cache: never opened; the container's \
+                 cache, listing the injected libraries only, is mounted over it"
+            );
+            let bytes = ld_cache_bytes(bundle, None, edits)?;
+            return cache_to_mount(bundle, &bytes).map(LdCachePlan::Mount);
+        }
+        FileKind::Absent | FileKind::File => {}
     }
     // Only a regular file, or nothing, is there: libcontainer's mount can go over it (or make
     // its mount point) without following anything of the image's.
-    if !rootfs.may_write(cache_path) {
-        tracing::debug!(
-            "the container's ld.so.cache is mounted, not written: the host may not write it \
-             in the rootfs (a read-only mount, an immutable file)"
-        );
-        return cache_to_mount(bundle, &bytes).map(LdCachePlan::Mount);
+    if rootfs.may_write(cache_path) {
+        return Ok(LdCachePlan::Write);
     }
-    Ok(LdCachePlan::Write { bytes, image_file })
+    tracing::debug!(
+        "the container's ld.so.cache is mounted, not written: the host may not write it in the \
+         rootfs (a read-only mount, an immutable file)"
+    );
+    let image_file = match read_image_ld_cache(rootfs, kind) {
+        Ok(file) => file,
+        Err(err) => {
+            warn_without_ld_cache(&err);
+            return Ok(LdCachePlan::Nothing);
+        }
+    };
+    let bytes = ld_cache_bytes(bundle, image_file.as_ref(), edits)?;
+    cache_to_mount(bundle, &bytes).map(LdCachePlan::Mount)
 }
 
-/// Writes the planned cache into the rootfs, then the `ld.so.conf.d` entry. A rootfs that
-/// refuses the write after all (a file system that refuses root, an immutable file: what a
-/// read-only mount check cannot see) leaves the container without our cache, with a warning:
-/// `config.json`, already written, has no mount for it.
+/// The image's `/etc/ld.so.cache` (`None`: there is none), of `kind`.
+fn read_image_ld_cache(
+    rootfs: &Rootfs,
+    kind: FileKind,
+) -> Result<Option<rootfs::FileContent>, RootfsError> {
+    match kind {
+        FileKind::File => rootfs.read(Path::new(LD_SO_CACHE)),
+        _ => Ok(None),
+    }
+}
+
+/// The container's cache: the image's (`image_file`) with the injected libraries, serialised.
+fn ld_cache_bytes(
+    bundle: &Path,
+    image_file: Option<&rootfs::FileContent>,
+    edits: &Edits,
+) -> Result<Vec<u8>, InjectError> {
+    let cache = image_ld_cache(image_file.map(|f| f.bytes.as_slice()));
+    with_entries(cache, &edits.ld_cache).map_err(|err| InjectError::Write {
+        path: bundle.join(ARTIFACTS_DIR).join("ld.so.cache"),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+    })
+}
+
+/// Where the plan says so, reads the image's cache, adds the injected libraries and writes the
+/// result into the rootfs, then the `ld.so.conf.d` entry. Where the image's cache cannot be
+/// read whole (over 64 MiB), or the rootfs refuses the write after all (a file system that
+/// refuses root, or whatever came in the way since the plan), the container gets no cache of
+/// ours, with a warning: `config.json`, already written, has no mount for it.
 fn write_ld_cache(
     bundle: &Path,
     rootfs: &Rootfs,
@@ -740,14 +771,26 @@ fn write_ld_cache(
     plan: &LdCachePlan,
     undo: &mut Undo,
 ) -> Result<(), InjectError> {
-    let LdCachePlan::Write { bytes, image_file } = plan else {
+    if !matches!(plan, LdCachePlan::Write) {
         return Ok(());
+    }
+    let cache_path = Path::new(LD_SO_CACHE);
+    let image_file = match rootfs
+        .kind(cache_path)
+        .and_then(|kind| read_image_ld_cache(rootfs, kind))
+    {
+        Ok(file) => file,
+        Err(err) => {
+            warn_without_ld_cache(&err);
+            return Ok(());
+        }
     };
+    let bytes = ld_cache_bytes(bundle, image_file.as_ref(), edits)?;
     match write_into_rootfs(
         bundle,
         rootfs,
-        Path::new(LD_SO_CACHE),
-        bytes,
+        cache_path,
+        &bytes,
         image_file.as_ref(),
         undo,
     ) {
