@@ -658,8 +658,9 @@ pub(crate) fn begin(bundle: &Path, original: String, undo: &mut Undo) -> Result<
 }
 
 /// Records in the pending record what this create is about to change beyond what `begin`
-/// recorded (the rootfs files it writes), so that whoever undoes it — the sealed process, or
-/// the next create after a kill — puts those back too. The lock is held.
+/// recorded (the paths, links and files it makes in the rootfs), so that whoever undoes it —
+/// the sealed process, or the next create after a kill — takes those away too. The lock is
+/// held.
 pub(crate) fn record_progress(bundle: &Path, undo: &Undo) -> Result<(), InjectError> {
     let Some(mut record) = read_record(bundle)? else {
         return Err(InjectError::Write {

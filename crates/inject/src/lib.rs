@@ -34,6 +34,7 @@ use serde_json::Value;
 pub use bundle::{adopt, commit, write_config, BundleLock, Owner};
 pub use cdi_request::CdiError;
 pub use config::{Config, ConfigError};
+use plan::{BindMount, Symlink};
 pub use plan::{Edits, PlanError};
 pub use request::{Asked, Devices, Request, RequestError};
 pub use require::RequireError;
@@ -453,73 +454,12 @@ pub fn inject_bundle_then(
     let wants_ld_cache = request.is_some() || !edits.ld_cache.is_empty();
     timings.plan_us = clock.lap();
 
-    // What does not exist yet where links and mounts go: we make the links' directories,
-    // libcontainer the mount points; a failed create takes away those still empty.
-    let mut new_paths: Vec<PathBuf> = Vec::new();
-    let destinations = edits
-        .mounts
-        .iter()
-        .map(|m| m.container.as_path())
-        .chain(edits.symlinks.iter().map(|l| l.link.as_path()))
-        .chain(cdi_mounts.iter().map(PathBuf::as_path))
-        .chain(wants_ld_cache.then_some(Path::new("/etc/ld.so.cache")));
-    for destination in destinations {
-        // In a directory already found missing, nothing exists yet: no need to look (a
-        // driver's dozen libraries go into one such directory of a minimal image).
-        let in_missing_dir = destination
-            .parent()
-            .is_some_and(|parent| new_paths.iter().any(|p| p == parent));
-        let missing = if in_missing_dir {
-            vec![destination.to_path_buf()]
-        } else {
-            rootfs.missing(destination)
-        };
-        for path in missing {
-            // each list is shallowest first, so every directory stays before what is in it
-            if !new_paths.contains(&path) {
-                new_paths.push(path);
-            }
-        }
-    }
-    // Known before anything is made, so the record written first covers a create killed
-    // half-way: a link we make is one whose path did not exist; one of the image's we point
-    // elsewhere has its old target recorded, to be put back.
-    let created_links: Vec<PathBuf> = edits
-        .symlinks
-        .iter()
-        .filter(|l| new_paths.contains(&l.link))
-        .map(|l| l.link.clone())
-        .collect();
-    let mut replaced_links = Vec::new();
-    let mut image_links_kept: Vec<PathBuf> = Vec::new();
-    for link in edits
-        .symlinks
-        .iter()
-        .filter(|l| !new_paths.contains(&l.link))
-    {
-        let Some(target) = rootfs.link_target(&link.link)? else {
-            continue;
-        };
-        if target == link.target.as_str() {
-            continue;
-        }
-        match target.into_string() {
-            Ok(target) => replaced_links.push(WrittenFile {
-                path: link.link.clone(),
-                replaced: None,
-                link_target: Some(target),
-            }),
-            // The record is JSON: a target it cannot hold could not be put back.
-            Err(_) => image_links_kept.push(link.link.clone()),
-        }
-    }
+    // The pending record, before any change: config.json's original. What the rootfs work
+    // will change is added to it after config.json is written, before that work begins.
     let mut undo = Undo {
         bundle: bundle.to_owned(),
         original: before,
-        created_links,
-        new_paths,
-        made_dir: false,
-        written_files: replaced_links,
+        ..Undo::default()
     };
     bundle::begin(bundle, original, &mut undo)?;
 
@@ -532,9 +472,10 @@ pub fn inject_bundle_then(
         } else {
             LdCachePlan::Nothing
         };
-        // After the new paths were listed: these destinations are in the container's procfs,
-        // never in its rootfs (nor among the mount points made below). Their source, our copy
-        // of the module's files, is written after config.json.
+        // These destinations are in the container's procfs, never in its rootfs: not among
+        // the paths the rootfs work lists and makes below. Their source, our copy of the
+        // module's files, is written after config.json.
+        let rootfs_mounts = edits.mounts.len();
         let driver_proc = wants_proc
             .then(|| driver_proc::plan(bundle, &spec, &config.proc_root, &proc_gpus))
             .flatten()
@@ -563,6 +504,18 @@ pub fn inject_bundle_then(
         timings.write_spec_us = clock.lap();
         spec_written();
 
+        let changes = RootfsChanges::find(
+            &rootfs,
+            &edits.mounts[..rootfs_mounts],
+            &edits.symlinks,
+            &cdi_mounts,
+            wants_ld_cache,
+        )?;
+        undo.new_paths = changes.new_paths;
+        undo.created_links = changes.created_links;
+        undo.written_files = changes.replaced_links;
+        let image_links_kept = changes.image_links_kept;
+        bundle::record_progress(bundle, &undo)?;
         if let Some(copy) = &driver_proc {
             copy.write()?;
         }
@@ -617,6 +570,85 @@ pub fn inject_bundle_then(
         timings,
         undo: Box::new(undo),
     })
+}
+
+/// What the rootfs work of an injection changes, known before anything is made, so that the
+/// record covers a create killed half-way.
+struct RootfsChanges {
+    /// What does not exist yet where links and mounts go, shallowest first: we make the links'
+    /// directories and the mount points; a failed create takes away those still empty.
+    new_paths: Vec<PathBuf>,
+    /// The links we make: those whose path did not exist.
+    created_links: Vec<PathBuf>,
+    /// The image's symlinks we point elsewhere, with their old targets, to be put back.
+    replaced_links: Vec<WrittenFile>,
+    /// The image's symlinks left as they are: the record (JSON) could not hold their target.
+    image_links_kept: Vec<PathBuf>,
+}
+
+impl RootfsChanges {
+    fn find(
+        rootfs: &Rootfs,
+        mounts: &[BindMount],
+        symlinks: &[Symlink],
+        cdi_mounts: &[PathBuf],
+        wants_ld_cache: bool,
+    ) -> Result<Self, InjectError> {
+        let mut new_paths: Vec<PathBuf> = Vec::new();
+        let destinations = mounts
+            .iter()
+            .map(|m| m.container.as_path())
+            .chain(symlinks.iter().map(|l| l.link.as_path()))
+            .chain(cdi_mounts.iter().map(PathBuf::as_path))
+            .chain(wants_ld_cache.then_some(Path::new(LD_SO_CACHE)));
+        for destination in destinations {
+            // In a directory already found missing, nothing exists yet: no need to look (a
+            // driver's dozen libraries go into one such directory of a minimal image).
+            let in_missing_dir = destination
+                .parent()
+                .is_some_and(|parent| new_paths.iter().any(|p| p == parent));
+            let missing = if in_missing_dir {
+                vec![destination.to_path_buf()]
+            } else {
+                rootfs.missing(destination)
+            };
+            for path in missing {
+                // each list is shallowest first, so every directory stays before what is in it
+                if !new_paths.contains(&path) {
+                    new_paths.push(path);
+                }
+            }
+        }
+        let created_links: Vec<PathBuf> = symlinks
+            .iter()
+            .filter(|l| new_paths.contains(&l.link))
+            .map(|l| l.link.clone())
+            .collect();
+        let mut replaced_links = Vec::new();
+        let mut image_links_kept: Vec<PathBuf> = Vec::new();
+        for link in symlinks.iter().filter(|l| !new_paths.contains(&l.link)) {
+            let Some(target) = rootfs.link_target(&link.link)? else {
+                continue;
+            };
+            if target == link.target.as_str() {
+                continue;
+            }
+            match target.into_string() {
+                Ok(target) => replaced_links.push(WrittenFile {
+                    path: link.link.clone(),
+                    replaced: None,
+                    link_target: Some(target),
+                }),
+                Err(_) => image_links_kept.push(link.link.clone()),
+            }
+        }
+        Ok(Self {
+            new_paths,
+            created_links,
+            replaced_links,
+            image_links_kept,
+        })
+    }
 }
 
 /// The host's inventory, through the cache where configured (and how the cache served).

@@ -390,7 +390,13 @@ pub fn wait_for_injector() -> Result<Option<RootfsInProgress>> {
         report.as_raw_fd(),
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
+    let asked = std::time::Instant::now();
     if read_byte(&report) == Some(SPEC_WRITTEN) {
+        // how long the container's set-up waited for the injection (hack/timeline shows it)
+        tracing::debug!(
+            waited_us = asked.elapsed().as_micros() as u64,
+            "config.json written by the injecting child"
+        );
         return Ok(Some(RootfsInProgress {
             injector: pid,
             report,
