@@ -5,9 +5,10 @@ set -euo pipefail
 
 # Build: libcontainer's libseccomp (Docker's seccomp profile) and cgroupsv2_devices (libbpf,
 # built from source: libelf, zlib, pkg-config). Tests: real docker/containerd/runc/podman, busybox,
-# and protoc for the CRI test client's generated gRPC code (k8s-cri's build script).
+# protoc for the CRI test client's generated gRPC code (k8s-cri's build script), and strace
+# (which of the runtime's processes does what, where no output can tell).
 PACKAGES=(gcc make pkg-config libseccomp-dev libelf-dev zlib1g-dev protobuf-compiler
-          busybox-static docker.io containerd runc podman python3 procps util-linux)
+          busybox-static docker.io containerd runc podman python3 procps util-linux strace)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

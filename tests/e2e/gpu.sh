@@ -418,6 +418,17 @@ test_rootfs_work_fails_after_config_written() {
     assert_not_contains "$OUT" "program-ran" "…the program never ran"
     assert_eq 1 "$(grep -c "ENOTDIR" <<<"$ERR")" "…its error said once"
     assert_eq "" "$(ls -A "$STATE")" "…and leaves no state"
+
+    # The id's reservation is the runtime's own until its create has failed: the injecting
+    # child, failing after config.json was out, must not free it while the runtime still
+    # builds the container (another create of the id could take it, and lose its state dir).
+    local trace=$TEST_TMP/lib-dir-file.strace main freed_by
+    (cd "$B" && strace -f -qq -o "$trace" -e trace=execve,unlink,unlinkat \
+        "$RUNTIME" --root "$STATE" create lib-dir-file </dev/null >/dev/null 2>&1) || true
+    main=$(awk '/execve\(/ { print $1; exit }' "$trace")
+    freed_by=$(grep -E 'unlink(at)?\(.*creating/lib-dir-file"' "$trace" | grep -v ENOENT | awk '{ print $1 }' | sort -u | tr '\n' ' ')
+    assert_eq "$main " "$freed_by" "…the reservation is freed by the runtime's own process, once its create failed"
+    assert_eq "" "$(ls -A "$STATE")" "…and nothing is left under \$STATE"
 }
 
 # Injection happens for the first process while it re-execs; the container is created by the

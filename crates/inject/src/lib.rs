@@ -680,9 +680,9 @@ enum LdCachePlan {
     /// libraries' dirs, so that the container may run `ldconfig` itself (it replaces the cache
     /// by rename, which a mount point refuses with EBUSY) and still find them.
     Write,
-    /// Where the host may not write the rootfs there (a read-only mount, an immutable file),
-    /// or the image has a FIFO or a device node there: bind-mounted from this file, already
-    /// written into the bundle.
+    /// Where the host may not write the rootfs there (a read-only mount), or the image has a
+    /// FIFO or a device node there: bind-mounted from this file, already written into the
+    /// bundle.
     Mount(PathBuf),
     /// Where the image has a symlink, a directory or a file too big to copy whole there, or an
     /// `/etc` that leads nowhere inside the rootfs: nothing is written or mounted (a mount
@@ -754,7 +754,7 @@ fn plan_ld_cache(
     }
     tracing::debug!(
         "the container's ld.so.cache is mounted, not written: the host may not write it in the \
-         rootfs (a read-only mount, an immutable file)"
+         rootfs (a read-only mount)"
     );
     let image_file = match read_image_ld_cache(rootfs, kind) {
         Ok(file) => file,

@@ -322,11 +322,11 @@ impl Rootfs {
     }
 
     /// Whether this process may write `path`: the kernel's write check (`faccessat2(W_OK,
-    /// AT_EACCESS)`, Linux >= 5.8; before it, `statvfs`'s read-only flag) on the file, if
-    /// there, and on its nearest existing directory, which a write renames into or makes
-    /// directories in. False where a write would fail with `EROFS`, `EACCES` or `EPERM` (a
-    /// read-only mount, an immutable file or directory, a file system that refuses root);
-    /// anything else is left for the write to find.
+    /// AT_EACCESS)`, Linux >= 5.8; where it is missing or refused, `statvfs`'s read-only flag)
+    /// on the file, if there, and on its nearest existing directory, which a write renames
+    /// into or makes directories in. False where a write would fail with `EROFS` or `EACCES`
+    /// (a read-only mount, a file system that refuses root); anything else (an immutable file:
+    /// `EPERM`) is left for the write to find.
     pub fn may_write(&self, path: &Path) -> bool {
         let Ok((mut dir, name)) = split_plain(path) else {
             return true;
@@ -355,10 +355,13 @@ impl Rootfs {
             };
             match Errno::result(ret) {
                 Ok(_) | Err(Errno::ENOENT) => true,
-                Err(Errno::ENOSYS) => nix::sys::statvfs::fstatvfs(&dir).map_or(true, |fs| {
-                    !fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
-                }),
-                Err(errno) => !matches!(errno, Errno::EROFS | Errno::EACCES | Errno::EPERM),
+                // (EPERM is also what a seccomp profile older than faccessat2 answers, for a
+                // runtime run inside a container: only the read-only flag is asked then)
+                Err(Errno::ENOSYS | Errno::EPERM) => nix::sys::statvfs::fstatvfs(&dir)
+                    .map_or(true, |fs| {
+                        !fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+                    }),
+                Err(errno) => !matches!(errno, Errno::EROFS | Errno::EACCES),
             }
         };
         file.is_none_or(|name| allowed(&name, nix::libc::AT_SYMLINK_NOFOLLOW))

@@ -3,9 +3,10 @@
 //!
 //! `create` and `run` inject in the first process, before it re-execs from a protected view of
 //! the binary (`protect.rs`); where that view is a sealed copy, the injection runs beside the
-//! copy on another thread. Nothing crosses that exec in the environment, where a caller could
-//! forge it: the re-exec'd process finds the injection in the bundle's record, and adopts it
-//! only when its own process (same pid, same start time) wrote it; otherwise it injects itself.
+//! copy on another thread. Only the injecting child's pid and its pipe cross that exec in the
+//! environment, where a caller could forge them: the re-exec'd process finds the injection in
+//! the bundle's record, and adopts it only when its own process (same pid, same start time)
+//! wrote it; otherwise it injects itself.
 
 use std::path::Path;
 use std::sync::OnceLock;

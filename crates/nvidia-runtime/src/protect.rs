@@ -256,9 +256,9 @@ impl std::error::Error for Reported {}
 /// reports its own error with `report`; with a copy, beside the copy on a thread. What it did
 /// is found on disk by the re-executed process, which first waits for the child to say that
 /// `config.json` is written (`meanwhile` calls the function it is given then), and lets the
-/// container's init wait for the rest ([`wait_for_injector`], [`RootfsInProgress`]). Returns only on failure: of `meanwhile` (its error), or of the copy
-/// or the exec (then `undo` is called with what `meanwhile` did, since nobody else will act
-/// on it).
+/// container's init wait for the rest ([`wait_for_injector`], [`RootfsInProgress`]). Returns
+/// only on failure: of `meanwhile` (its error), or of the copy or the exec (then `undo` is
+/// called with what `meanwhile` did, since nobody else will act on it).
 pub fn reexec_sealed<T>(
     meanwhile: Option<impl Fn(&dyn Fn()) -> Result<T>>,
     undo: impl FnOnce(T),
@@ -380,7 +380,9 @@ pub fn wait_for_injector() -> Result<Option<RootfsInProgress>> {
     }) else {
         return Ok(None);
     };
-    if !is_child(pid) || fd < 3 {
+    // (a name the caller put there, where this process did not re-exec itself: a child and a
+    // pipe of the caller's at most, never a descriptor of this process's own)
+    if !is_child(pid) || fd < 3 || !is_pipe(fd) {
         return Ok(None);
     }
     // SAFETY: the process before the exec (this one) left this descriptor open for us, the
@@ -399,7 +401,7 @@ pub fn wait_for_injector() -> Result<Option<RootfsInProgress>> {
         );
         return Ok(Some(RootfsInProgress {
             injector: pid,
-            report,
+            report: Some(report),
         }));
     }
     injector_outcome(pid).map(|()| None)
@@ -421,25 +423,35 @@ fn injector_outcome(pid: libc::pid_t) -> Result<()> {
 }
 
 /// The injecting child wrote `config.json` and still prepares the container's rootfs (SONAME
-/// links, mount points, its `ld.so.cache`) while this process sets the container up.
+/// links, mount points, its `ld.so.cache`) while this process sets the container up. Dropped
+/// without [`Self::finish`] (a create that failed before it built anything), it waits for the
+/// child, so that no rootfs work is cut short by this process's exit.
 pub struct RootfsInProgress {
     injector: libc::pid_t,
-    report: OwnedFd,
+    report: Option<OwnedFd>,
 }
 
 impl RootfsInProgress {
     /// The read end of the child's pipe, for the container's init to wait on before it
     /// touches the rootfs ([`wait_for_rootfs`]). Stays open until [`Self::finish`].
     pub fn gate(&self) -> std::os::fd::RawFd {
-        self.report.as_raw_fd()
+        self.report.as_ref().map_or(-1, |report| report.as_raw_fd())
     }
 
     /// Waits for the child to end: Ok when it prepared the rootfs, [`Reported`] when it
     /// failed and said why (and put the bundle back as it was), [`InjectorKilled`] when it was
     /// killed (what it did is for this process to undo).
-    pub fn finish(self) -> Result<()> {
-        drop(self.report);
+    pub fn finish(mut self) -> Result<()> {
+        self.report = None;
         injector_outcome(self.injector)
+    }
+}
+
+impl Drop for RootfsInProgress {
+    fn drop(&mut self) {
+        if self.report.take().is_some() {
+            let _ = wait_status(self.injector);
+        }
     }
 }
 
@@ -465,6 +477,14 @@ fn read_byte(fd: &OwnedFd) -> Option<u8> {
             _ => return None,
         }
     }
+}
+
+/// Whether `fd` is open on a pipe.
+fn is_pipe(fd: i32) -> bool {
+    // SAFETY: a zeroed stat for the kernel to fill in
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: plain syscall on a struct that outlives it
+    unsafe { libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFIFO }
 }
 
 /// Whether `pid` is a child of this process that has not been reaped (it is not waited for).

@@ -52,8 +52,26 @@ fn check_and_inject(
     // The config's warnings are said by the first process that loads it for this create: the
     // one before the re-exec (or its child) where it may inject, else this one.
     let first = !crate::protect::is_sealed() || !super::bundle_may_ask_for_gpus(&bundle);
-    let injection = gpu::prepare_bundle(&bundle, first, rootfs, spec_written)
-        .with_context(|| format!("cannot inject NVIDIA GPUs into bundle {}", bundle.display()))?;
+    let published = std::cell::Cell::new(false);
+    let note_published = || {
+        published.set(true);
+        spec_written();
+    };
+    let injection = match gpu::prepare_bundle(&bundle, first, rootfs, &note_published) {
+        Ok(injection) => injection,
+        Err(err) => {
+            // (the child injecting for the re-exec'd process: once config.json is out, that
+            // process holds the id's reservation too, the same one, and frees it itself when
+            // its create fails at the init's gate)
+            if published.get() {
+                std::mem::forget(reservation);
+            }
+            return Err(err.context(format!(
+                "cannot inject NVIDIA GPUs into bundle {}",
+                bundle.display()
+            )));
+        }
+    };
     Ok((bundle, injection.reserved(reservation)))
 }
 
