@@ -11,7 +11,7 @@ use nix::unistd::{Gid, Uid, close, fchownat};
 use oci_spec::runtime::LinuxDevice;
 use pathrs::{Handle, Root};
 
-use super::utils::to_sflag;
+use super::utils::{dir_in_root, to_sflag};
 use crate::syscall::Syscall;
 use crate::syscall::syscall::create_syscall;
 
@@ -221,19 +221,11 @@ fn container_dev_dir(rootfs: &Path, dev: &LinuxDevice) -> Result<(Root, Handle, 
         _ => return Err(DeviceError::InvalidDevicePath(dev.path().clone())),
     };
     let root = Root::open(rootfs).map_err(in_rootfs)?;
-    // The directory nearly always exists (`/dev` itself): resolved as it is, the O_PATH handle
-    // serves `mknodat`/`fchownat` and `openat` as a directory fd. Only a missing one goes
-    // through `mkdir_all`, whose pathrs checks (re-opening through procfs) cost some 50
-    // syscalls per device.
-    let dir = match root.resolve(parent) {
-        Ok(dir) => dir,
-        Err(_) => root
-            .mkdir_all(parent, &Permissions::from_mode(0o755))
-            .map_err(|source| {
-                tracing::error!(?source, path = ?dev.path(), "failed to create the parent dir of a device");
-                in_rootfs(source)
-            })?,
-    };
+    // (an O_PATH handle: it serves `mknodat`/`fchownat` and `openat` as a directory fd)
+    let dir = dir_in_root(&root, parent, &Permissions::from_mode(0o755)).map_err(|source| {
+        tracing::error!(?source, path = ?dev.path(), "failed to create the parent dir of a device");
+        in_rootfs(source)
+    })?;
     Ok((root, dir, name))
 }
 

@@ -27,7 +27,7 @@ use procfs::{FromRead, ProcessCGroups};
 #[cfg(feature = "v1")]
 use super::symlink::Symlink;
 use super::symlink::SymlinkError;
-use super::utils::{MountOptionConfig, parse_mount};
+use super::utils::{MountOptionConfig, dir_in_root, parse_mount};
 use crate::rootfs::utils::is_bind;
 use crate::syscall::syscall::create_syscall;
 use crate::syscall::{Syscall, SyscallError, linux};
@@ -625,7 +625,7 @@ impl Mount {
                 let parent = container_dest
                     .parent()
                     .ok_or(MountError::Custom("destination has no parent".to_string()))?;
-                root.mkdir_all(parent, &dir_perm)?;
+                dir_in_root(&root, parent, &dir_perm)?;
 
                 match root.create_file(
                     container_dest,

@@ -1,12 +1,36 @@
-use std::path::PathBuf;
+use std::fs::Permissions;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use nix::mount::MsFlags;
 use nix::sys::stat::SFlag;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceBuilder, LinuxDeviceType, Mount};
+use pathrs::{Handle, Root};
 
 use super::mount::MountError;
 use crate::syscall::linux::{self, MountOption, MountRecursive};
+
+/// The directory at `path` in `root`, made with its missing parents (`perm`) where there is
+/// none. One that exists (nearly always: `/dev`, the directory of a mount point) is resolved
+/// inside the rootfs and used as it is, instead of going through `mkdir_all`, whose pathrs
+/// checks of what it finds (a re-open through procfs) cost some 50 syscalls; anything there
+/// that is not a directory goes to `mkdir_all` too, which refuses it.
+pub fn dir_in_root(
+    root: &Root,
+    path: &Path,
+    perm: &Permissions,
+) -> std::result::Result<Handle, pathrs::error::Error> {
+    if let Ok(dir) = root.resolve(path) {
+        let is_dir = nix::sys::stat::fstat(dir.as_fd().as_raw_fd()).is_ok_and(|stat| {
+            SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+        });
+        if is_dir {
+            return Ok(dir);
+        }
+    }
+    root.mkdir_all(path, perm)
+}
 
 const IDMAP_FLAG: &str = "idmap";
 const RIDMAP_FLAG: &str = "ridmap";
