@@ -678,8 +678,9 @@ fn rootfs_path(bundle: &Path, spec: &Value) -> Result<PathBuf, InjectError> {
 enum LdCachePlan {
     /// Written into the rootfs as a regular file, with an `ld.so.conf.d` entry naming the
     /// libraries' dirs, so that the container may run `ldconfig` itself (it replaces the cache
-    /// by rename, which a mount point refuses with EBUSY) and still find them.
-    Write,
+    /// by rename, which a mount point refuses with EBUSY) and still find them. What the image
+    /// has there: [`FileKind::File`] (read then) or [`FileKind::Absent`].
+    Write(FileKind),
     /// Where the host may not write the rootfs there (a read-only mount), or the image has a
     /// FIFO or a device node there: bind-mounted from this file, already written into the
     /// bundle.
@@ -750,7 +751,7 @@ fn plan_ld_cache(
     // Only a regular file, or nothing, is there: libcontainer's mount can go over it (or make
     // its mount point) without following anything of the image's.
     if rootfs.may_write(cache_path) {
-        return Ok(LdCachePlan::Write);
+        return Ok(LdCachePlan::Write(kind));
     }
     tracing::debug!(
         "the container's ld.so.cache is mounted, not written: the host may not write it in the \
@@ -803,14 +804,11 @@ fn write_ld_cache(
     plan: &LdCachePlan,
     undo: &mut Undo,
 ) -> Result<(), InjectError> {
-    if !matches!(plan, LdCachePlan::Write) {
+    let LdCachePlan::Write(kind) = *plan else {
         return Ok(());
-    }
+    };
     let cache_path = Path::new(LD_SO_CACHE);
-    let image_file = match rootfs
-        .kind(cache_path)
-        .and_then(|kind| read_image_ld_cache(rootfs, kind))
-    {
+    let image_file = match read_image_ld_cache(rootfs, kind) {
         Ok(file) => file,
         Err(err) => {
             warn_without_ld_cache(&err);

@@ -106,12 +106,9 @@ pub fn prepare_bundle(
     }
     // Not adopted (a forged or stale name of a child): its rootfs work is waited for, and
     // this process injects as it finds the bundle then.
-    let mut waited = Injection {
-        undo: None,
-        reservation: None,
-        rootfs,
-    };
-    waited.wait_for_rootfs()?;
+    if let Some(rootfs) = rootfs {
+        rootfs.finish()?;
+    }
     let config = config()
         .as_ref()
         .map_err(|err| anyhow!("{err}"))
