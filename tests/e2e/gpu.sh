@@ -385,6 +385,28 @@ test_injector_name_on_the_copy_path() {
     kill "$(cat "$TEST_TMP/copypath.pid")" 2>/dev/null || true
 }
 
+# A binary already on a read-only overlay (an image's or a composefs /usr) does not re-exec
+# itself, so its caller's environment reaches the process that creates the container: a
+# _NVIDIA_RUNTIME_INJECTOR there naming a child of the caller's and a descriptor that is not
+# the injecting child's pipe (here fd 3, the runtime's own log file) is ignored, and the
+# log keeps every line.
+test_injector_name_on_a_read_only_binary() {
+    local dir=$TEST_TMP/ro-binary log=$TEST_TMP/ro-binary.log
+    mkdir -p "$dir/bin" "$dir/empty" "$dir/mnt"
+    cp "$RUNTIME" "$dir/bin/nvidia-runtime"
+    mount -t overlay overlay -o "ro,lowerdir=$dir/bin:$dir/empty" "$dir/mnt"
+    gpu_bundle ro-binary "" NVIDIA_VISIBLE_DEVICES=all
+    bundle_args "$B" sh -c 'ls /dev/nvidia[0-9]* | wc -l'
+    # (exec'd straight from the shell, no timeout in between: its child, alive until the
+    # runtime looks, must be the runtime's)
+    capture bash -c "cd '$B'; exec 3>&-; sleep 0.5 & echo \$! >'$dir/child.pid'; export _NVIDIA_RUNTIME_INJECTOR=\$!:3; exec '$dir/mnt/nvidia-runtime' --debug --log '$log' --root '$STATE' run ro-binary </dev/null"
+    umount "$dir/mnt"
+    wait_for 5 bash -c "! kill -0 $(cat "$dir/child.pid") 2>/dev/null" || true
+    assert_rc 0 "a binary on a read-only overlay, _NVIDIA_RUNTIME_INJECTOR naming its log's descriptor: runs"
+    assert_eq 8 "$OUT" "…with all 8 GPUs injected"
+    assert_contains "$(cat "$log")" "injected: gpus=0,1,2,3,4,5,6,7" "…and its log has the injection's line"
+}
+
 # The injection writes config.json first, and prepares the rootfs (links, mount points, the
 # cache) while the re-exec'd process sets the container up; the container's init waits for
 # that before it touches the rootfs. Where that work fails (the image has a file where the
@@ -754,7 +776,7 @@ test_hook_name_link() {
 run_tests \
     test_all_gpus test_gpu_list test_none test_nothing_requested test_capabilities \
     test_legacy_cuda_image test_requirements test_bad_uuid test_injector_name_from_the_caller_is_ignored test_killed_injection_is_undone \
-    test_caller_ignoring_sigchld test_runtime_killed_while_injecting test_injector_name_on_the_copy_path test_rootfs_work_fails_after_config_written \
+    test_caller_ignoring_sigchld test_runtime_killed_while_injecting test_injector_name_on_the_copy_path test_injector_name_on_a_read_only_binary test_rootfs_work_fails_after_config_written \
     test_refused_after_injection_is_undone \
     test_readonly_rootfs \
     test_image_with_ld_cache test_musl_image test_device_cgroup test_create_delete_create \
