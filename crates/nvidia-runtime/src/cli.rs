@@ -1,37 +1,48 @@
 //! Command line: runc's global flags before the subcommand, runc's subcommands (parsed by
 //! liboci-cli, youki's runc-compatible definitions), and our own. The texts of liboci-cli's
-//! subcommands are replaced by ours (`help.rs`); parse with [`parse`], never `Cli::parse`, so
-//! that `--help` shows them.
+//! subcommands are replaced by ours (`help.rs`); parse with [`parse`], so that `--help` shows
+//! them.
 
 mod help;
 
+use std::ffi::OsString;
 #[cfg(test)]
 use std::path::Path;
 use std::path::PathBuf;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, FromArgMatches, Subcommand};
 
 /// Where container state lives when `--root` is not given (runc's is `/run/runc`).
 pub const DEFAULT_ROOT: &str = "/run/nvidia-runtime";
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "nvidia-runtime",
-    about = "OCI runtime that injects NVIDIA GPUs (runc-compatible CLI)",
-    disable_version_flag = true,
-    // runc prints its help when run with no subcommand
-    arg_required_else_help = true
-)]
+/// The command line: what [`parse`] returns.
+#[derive(Args, Debug)]
 pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The options before the subcommand.
+#[derive(Args, Debug)]
+pub struct Options {
     #[command(flatten)]
     pub global: liboci_cli::GlobalOpts,
 
     /// print the version (runc's format, which dockerd parses)
     #[arg(short = 'v', long = "version")]
     pub version: bool,
+}
 
-    #[command(subcommand)]
-    pub command: Option<Command>,
+/// The top level's own settings, shared by the whole definition ([`command`]) and the one
+/// [`parse`] makes for a runc subcommand.
+fn top_level() -> clap::Command {
+    clap::Command::new("nvidia-runtime")
+        .disable_version_flag(true)
+        // runc prints its help when run with no subcommand
+        .arg_required_else_help(true)
 }
 
 // Parsed once per process; boxing the larger variants would buy nothing.
@@ -111,16 +122,85 @@ pub fn root_dir(global: &liboci_cli::GlobalOpts) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
 }
 
-/// The whole command line definition, with our texts: what [`parse`], the completion scripts
-/// and the man pages are made from.
+/// The whole command line definition, with our texts: what the completion scripts and the
+/// man pages are made from, and what [`parse`] falls back to.
 pub fn command() -> clap::Command {
-    help::apply(Cli::command()).mut_subcommand("checkpointt", |sub| sub.hide(true))
+    help::apply(Cli::augment_args(top_level())).mut_subcommand("checkpointt", |sub| sub.hide(true))
 }
 
 /// Parses argv (exits with clap's message and status on a usage error, or after `--help`).
 pub fn parse() -> Cli {
-    let mut matches = command().get_matches();
-    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|err| err.exit())
+    try_parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+}
+
+/// [`parse`] of `argv` (its first item is the program's name), an error where clap has one:
+/// a usage error, or `--help` (`clap::Error::exit` prints either as clap does).
+pub fn try_parse_from(
+    argv: impl IntoIterator<Item = impl Into<OsString>>,
+) -> Result<Cli, clap::Error> {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    if let Some(cli) = parse_runc_subcommand(&argv) {
+        return Ok(cli);
+    }
+    let mut matches = command().try_get_matches_from(argv)?;
+    Cli::from_arg_matches_mut(&mut matches)
+}
+
+/// The subcommands that engines run, several times per container (containerd's shim: create,
+/// start, state, kill, delete, and the rest of runc's), parsed by a definition of the top level
+/// and that subcommand only: building every subcommand's arguments for each start of the
+/// runtime costs it more than its own work in `start` or `state` (docs/benchmarks.md). Each is
+/// built as [`command`] builds it (the unit tests compare the two). `None` for any other
+/// command line, or any error, `--help` included: the whole definition then parses it, and
+/// says what it says of it.
+fn parse_runc_subcommand(argv: &[OsString]) -> Option<Cli> {
+    // where the subcommand starts is clap's to say, from the options before it
+    let name = Options::augment_args(top_level())
+        .allow_external_subcommands(true)
+        .try_get_matches_from(argv)
+        .ok()?
+        .subcommand_name()?
+        .to_owned();
+    let subcommand = runc_subcommand(&name)?;
+    let mut matches = Options::augment_args(top_level())
+        .subcommand(subcommand)
+        .try_get_matches_from(argv)
+        .ok()?;
+    Cli::from_arg_matches_mut(&mut matches).ok()
+}
+
+/// runc's subcommands, by name, and the arguments liboci-cli gives each (see
+/// [`parse_runc_subcommand`]). `checkpoint` is left out: it is not supported.
+const RUNC_SUBCOMMANDS: [(&str, fn(clap::Command) -> clap::Command); 15] = {
+    use liboci_cli as oci;
+    [
+        ("create", oci::Create::augment_args),
+        ("start", oci::Start::augment_args),
+        ("state", oci::State::augment_args),
+        ("kill", Kill::augment_args),
+        ("delete", oci::Delete::augment_args),
+        ("run", oci::Run::augment_args),
+        ("exec", oci::Exec::augment_args),
+        ("ps", oci::Ps::augment_args),
+        ("pause", oci::Pause::augment_args),
+        ("resume", oci::Resume::augment_args),
+        ("update", oci::Update::augment_args),
+        ("events", oci::Events::augment_args),
+        ("features", oci::Features::augment_args),
+        ("list", oci::List::augment_args),
+        ("spec", oci::Spec::augment_args),
+    ]
+};
+
+/// runc's subcommand `name` alone, with our texts (see [`parse_runc_subcommand`]); `None` for
+/// any other name.
+fn runc_subcommand(name: &str) -> Option<clap::Command> {
+    let (name, arguments) = RUNC_SUBCOMMANDS
+        .into_iter()
+        .find(|(known, _)| *known == name)?;
+    Some(help::apply_to_subcommand(arguments(clap::Command::new(
+        name,
+    ))))
 }
 
 /// `--version`, in runc's shape: dockerd (`docker info`) takes the runtime's name and version

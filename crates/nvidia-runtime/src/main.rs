@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     }
     let cli = cli::parse();
 
-    if cli.version {
+    if cli.options.version {
         print!("{}", cli::version_text());
         return ExitCode::SUCCESS;
     }
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     };
 
-    let log_guard = match logging::init(&cli.global) {
+    let log_guard = match logging::init(&cli.options.global) {
         Ok(guard) => guard,
         Err(err) => {
             eprintln!("nvidia-runtime: {}", logging::describe(&err));
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         // protect.rs.
         let err = protect::reexec_sealed(
             commands::may_inject(&command).then_some(|spec_written: &dyn Fn()| {
-                commands::before_sealed_reexec(&command, &cli.global, spec_written)
+                commands::before_sealed_reexec(&command, &cli.options.global, spec_written)
             }),
             |injection| {
                 if let Some(injection) = injection {
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
         return ExitCode::from(failure_code);
     }
 
-    match commands::run(command, &cli.global) {
+    match commands::run(command, &cli.options.global) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             log_guard.report_fatal(&err);

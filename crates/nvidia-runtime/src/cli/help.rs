@@ -431,16 +431,30 @@ pub(super) fn apply(mut cmd: Command) -> Command {
         cmd = cmd.mut_arg(*id, |arg| arg.help(*text));
     }
     for wording in SUBCOMMANDS {
-        cmd = cmd.mut_subcommand(wording.name, |mut sub| {
-            sub = sub
-                .about(wording.about)
-                .long_about(wording.long_about)
-                .after_help(wording.examples);
-            for (id, text) in wording.args {
-                sub = sub.mut_arg(*id, |arg| arg.help(*text));
-            }
-            sub
-        });
+        cmd = cmd.mut_subcommand(wording.name, |sub| reword(sub, wording));
     }
     cmd
+}
+
+/// Replaces the texts of `sub`, a subcommand with an entry in [`SUBCOMMANDS`] built on its own
+/// (`cli::runc_subcommand`); unchanged otherwise.
+pub(super) fn apply_to_subcommand(sub: Command) -> Command {
+    match SUBCOMMANDS
+        .iter()
+        .find(|wording| wording.name == sub.get_name())
+    {
+        Some(wording) => reword(sub, wording),
+        None => sub,
+    }
+}
+
+fn reword(mut sub: Command, wording: &Wording) -> Command {
+    sub = sub
+        .about(wording.about)
+        .long_about(wording.long_about)
+        .after_help(wording.examples);
+    for (id, text) in wording.args {
+        sub = sub.mut_arg(*id, |arg| arg.help(*text));
+    }
+    sub
 }

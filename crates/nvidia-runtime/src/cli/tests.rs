@@ -115,8 +115,11 @@ fn runc_argv_still_parses() {
         "/b/pid",
         "id1",
     ]);
-    assert_eq!(cli.global.root.as_deref(), Some(Path::new("/run/x")));
-    assert!(cli.global.systemd_cgroup);
+    assert_eq!(
+        cli.options.global.root.as_deref(),
+        Some(Path::new("/run/x"))
+    );
+    assert!(cli.options.global.systemd_cgroup);
     match cli.command {
         Some(Command::Create(create)) => {
             assert_eq!(create.container_id, "id1");
@@ -132,8 +135,8 @@ fn runc_argv_still_parses() {
         parse(&["nvidia-runtime", "kill", "id1"]).command,
         Some(Command::Kill(Kill { ref signal, .. })) if signal == "SIGTERM"
     ));
-    assert!(parse(&["nvidia-runtime", "-v"]).version);
-    assert!(parse(&["nvidia-runtime", "--version"]).version);
+    assert!(parse(&["nvidia-runtime", "-v"]).options.version);
+    assert!(parse(&["nvidia-runtime", "--version"]).options.version);
 }
 
 #[test]
@@ -149,4 +152,159 @@ fn version_is_runc_shaped_for_dockerd() {
     assert!(lines[1].starts_with("commit: ") && lines[1].len() > "commit: ".len());
     assert_eq!(lines[2], format!("spec: {}", oci_spec::runtime::VERSION));
     assert!(lines[3].starts_with("libcontainer: 0."), "{text}");
+}
+
+/// A runc subcommand parsed on its own must be the subcommand of the whole definition: same
+/// arguments, settings and texts.
+#[test]
+fn every_runc_subcommand_alone_is_built_as_in_the_whole_definition() {
+    let mut whole = command();
+    whole.build();
+    for (name, _) in RUNC_SUBCOMMANDS {
+        let mut alone =
+            Options::augment_args(top_level()).subcommand(runc_subcommand(name).unwrap());
+        alone.build();
+        // (where it is listed in the top level's help is the one difference)
+        let mut expected = whole
+            .find_subcommand(name)
+            .unwrap()
+            .clone()
+            .display_order(0);
+        let mut got = alone
+            .find_subcommand(name)
+            .unwrap()
+            .clone()
+            .display_order(0);
+        assert_eq!(format!("{got:#?}"), format!("{expected:#?}"), "{name}");
+        assert_eq!(
+            got.render_long_help().to_string(),
+            expected.render_long_help().to_string(),
+            "{name}"
+        );
+    }
+    // and every subcommand of runc's name that we parse is in the list, except checkpoint
+    let listed: Vec<&str> = RUNC_SUBCOMMANDS.iter().map(|(name, _)| *name).collect();
+    for name in whole.get_subcommands().map(|sub| sub.get_name()) {
+        let runc_s = help::SUBCOMMANDS.iter().any(|w| w.name == name);
+        assert_eq!(
+            runc_s && name != "checkpoint",
+            listed.contains(&name),
+            "{name}"
+        );
+    }
+}
+
+/// What engines pass (containerd's shim, dockerd, podman's runc argv) parses to the same thing
+/// through the one-subcommand definition as through the whole one.
+#[test]
+fn runc_argv_parses_alike_alone_and_whole() {
+    let whole = |argv: &[&str]| {
+        let mut matches = command().try_get_matches_from(argv).unwrap();
+        format!("{:?}", Cli::from_arg_matches_mut(&mut matches).unwrap())
+    };
+    let root = [
+        "nvidia-runtime",
+        "--root",
+        "/run/containerd/runc/k8s.io",
+        "--log",
+        "/b/log.json",
+        "--log-format",
+        "json",
+    ];
+    let argvs: Vec<Vec<&str>> = [
+        &[
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "id1",
+        ][..],
+        &[
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "--console-socket",
+            "/tmp/c.sock",
+            "--no-pivot",
+            "--preserve-fds",
+            "2",
+            "id1",
+        ],
+        &["start", "id1"],
+        &["state", "id1"],
+        &["kill", "id1", "9"],
+        &["kill", "--all", "id1", "SIGKILL"],
+        &["kill", "id1"],
+        &["delete", "id1"],
+        &["delete", "--force", "id1"],
+        &[
+            "exec",
+            "--process",
+            "/b/p.json",
+            "--detach",
+            "--pid-file",
+            "/b/p.pid",
+            "id1",
+        ],
+        &["exec", "-t", "id1", "sh", "-c", "ls --help"],
+        &["run", "--bundle", "/b", "id1"],
+        &["run", "-d", "--bundle", "/b", "id1"],
+        &["ps", "--format", "json", "id1"],
+        &["pause", "id1"],
+        &["resume", "id1"],
+        &["update", "--resources", "-", "id1"],
+        &["update", "--memory", "1048576", "id1"],
+        &["events", "--stats", "id1"],
+        &["features"],
+        &["list"],
+        &["spec", "--rootless"],
+    ]
+    .iter()
+    .flat_map(|args| {
+        [
+            root.iter().chain(args.iter()).copied().collect(),
+            std::iter::once("nvidia-runtime")
+                .chain(args.iter().copied())
+                .collect(),
+            [
+                "nvidia-runtime",
+                "--systemd-cgroup",
+                "--debug",
+                "-l",
+                "/x/log",
+                "--root=/r",
+            ]
+            .iter()
+            .chain(args.iter())
+            .copied()
+            .collect(),
+        ]
+    })
+    .collect();
+    for argv in argvs {
+        let alone = parse_runc_subcommand(&argv.iter().map(OsString::from).collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("{argv:?} not parsed alone"));
+        assert_eq!(format!("{alone:?}"), whole(&argv), "{argv:?}");
+    }
+    // the whole definition answers anything else: help, errors, our subcommands, the version
+    for argv in [
+        &["nvidia-runtime", "create", "--help"][..],
+        &["nvidia-runtime", "create", "--bundle", "/b"],
+        &["nvidia-runtime", "start"],
+        &["nvidia-runtime", "state", "id1", "extra"],
+        &["nvidia-runtime", "kill", "--bogus", "id1"],
+        &["nvidia-runtime", "--log", "create", "doctor"],
+        &["nvidia-runtime", "doctor"],
+        &["nvidia-runtime", "checkpoint", "id1"],
+        &["nvidia-runtime", "help", "create"],
+        &["nvidia-runtime", "-v"],
+        &["nvidia-runtime"],
+    ] {
+        let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
+        assert!(parse_runc_subcommand(&argv).is_none(), "{argv:?}");
+    }
+    assert!(try_parse_from(["nvidia-runtime", "--log", "create", "doctor"]).is_ok());
 }

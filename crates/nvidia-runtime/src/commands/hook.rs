@@ -145,11 +145,10 @@ fn rootfs_of(bundle: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn hook_arguments_parse_as_the_steps() {
-        let cli = crate::cli::Cli::try_parse_from([
+        let cli = crate::cli::try_parse_from([
             "nvidia-runtime",
             "hook",
             "create-symlinks",
@@ -177,13 +176,13 @@ mod tests {
             ][..],
             &["nvidia-runtime", "hook", "disable-device-node-modification"],
         ] {
-            let cli = crate::cli::Cli::try_parse_from(args).unwrap();
+            let cli = crate::cli::try_parse_from(args).unwrap();
             let Some(crate::cli::Command::Hook(hook)) = cli.command else {
                 panic!("not the hook command");
             };
             assert!(ContainerStep::from_args(&hook.args).is_ok(), "{args:?}");
         }
-        assert!(crate::cli::Cli::try_parse_from(["nvidia-runtime", "hook"]).is_err());
+        assert!(crate::cli::try_parse_from(["nvidia-runtime", "hook"]).is_err());
     }
 
     #[test]
