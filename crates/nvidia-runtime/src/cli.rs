@@ -169,9 +169,12 @@ fn parse_runc_subcommand(argv: &[OsString]) -> Option<Cli> {
     Cli::from_arg_matches_mut(&mut matches).ok()
 }
 
+/// What a derived `clap::Args` adds to a command: its arguments.
+type AddArguments = fn(clap::Command) -> clap::Command;
+
 /// runc's subcommands, by name, and the arguments liboci-cli gives each (see
 /// [`parse_runc_subcommand`]). `checkpoint` is left out: it is not supported.
-const RUNC_SUBCOMMANDS: [(&str, fn(clap::Command) -> clap::Command); 15] = {
+const RUNC_SUBCOMMANDS: [(&str, AddArguments); 15] = {
     use liboci_cli as oci;
     [
         ("create", oci::Create::augment_args),
