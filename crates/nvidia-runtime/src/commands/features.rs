@@ -6,8 +6,22 @@ use oci_spec::runtime::Features;
 use super::print_json;
 
 pub fn features() -> Result<u8> {
-    print_json(&without_nulls(serde_json::to_value(runtime_features()?)?))?;
+    print_json(&features_json()?)?;
     Ok(0)
+}
+
+/// The features as printed: runc's shape, and the same bytes every time. The annotations are
+/// a map, which runc (Go's encoding/json) writes ordered by key; oci-spec's is a `HashMap`,
+/// whose order changes from one process to the next.
+fn features_json() -> Result<serde_json::Value> {
+    let mut value = without_nulls(serde_json::to_value(runtime_features()?)?);
+    if let Some(annotations) = value
+        .get_mut("annotations")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        annotations.sort_keys();
+    }
+    Ok(value)
 }
 
 /// What this runtime does, and nothing it does not: libcontainer applies AppArmor profiles but
@@ -201,8 +215,24 @@ mod tests {
     }
 
     #[test]
+    fn features_are_the_same_bytes_every_time() {
+        let first = features_json().unwrap().to_string();
+        let keys: Vec<String> = features_json().unwrap()["annotations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert!(keys.len() > 1 && keys.is_sorted(), "{keys:?}");
+        // (each build of the features has a map of its own, in an order of its own)
+        for _ in 0..20 {
+            assert_eq!(features_json().unwrap().to_string(), first);
+        }
+    }
+
+    #[test]
     fn features_claim_no_selinux_and_no_idmapped_mounts() {
-        let value = without_nulls(serde_json::to_value(runtime_features().unwrap()).unwrap());
+        let value = features_json().unwrap();
         assert_eq!(value["linux"]["selinux"]["enabled"], false);
         assert_eq!(value["linux"]["mountExtensions"]["idmap"]["enabled"], false);
         assert!(!value.to_string().contains("null"));
