@@ -308,3 +308,33 @@ fn runc_argv_parses_alike_alone_and_whole() {
     }
     assert!(try_parse_from(["nvidia-runtime", "--log", "create", "doctor"]).is_ok());
 }
+
+/// The top level a runc subcommand is parsed under reads argv as the whole definition's does:
+/// the same settings and the same options (only their texts differ, and `--help` is always
+/// the whole definition's). A setting added to one and not the other fails here.
+#[test]
+fn the_top_level_alone_reads_argv_as_the_whole_one() {
+    let mut whole = command();
+    whole.build();
+    let mut alone =
+        Options::augment_args(top_level()).subcommand(runc_subcommand("state").unwrap());
+    alone.build();
+    // the top level's own flags come before its arguments and subcommands in clap's Debug
+    let settings = |cmd: &clap::Command| {
+        let debug = format!("{cmd:?}");
+        ["settings: ", "g_settings: "].map(|field| {
+            let at = debug.find(field).unwrap();
+            debug[at..].split(')').next().unwrap().to_owned()
+        })
+    };
+    assert_eq!(settings(&alone), settings(&whole));
+    let options = |cmd: &clap::Command| {
+        let mut options: Vec<String> = cmd
+            .get_arguments()
+            .map(|arg| format!("{:?}", arg.clone().help(None).long_help(None)))
+            .collect();
+        options.sort();
+        options
+    };
+    assert_eq!(options(&alone), options(&whole));
+}
