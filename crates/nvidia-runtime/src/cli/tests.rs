@@ -185,9 +185,9 @@ fn every_runc_subcommand_alone_is_built_as_in_the_whole_definition() {
     // and every subcommand of runc's name that we parse is in the list, except checkpoint
     let listed: Vec<&str> = RUNC_SUBCOMMANDS.iter().map(|(name, _)| *name).collect();
     for name in whole.get_subcommands().map(|sub| sub.get_name()) {
-        let runc_s = help::SUBCOMMANDS.iter().any(|w| w.name == name);
+        let of_runc = help::SUBCOMMANDS.iter().any(|w| w.name == name);
         assert_eq!(
-            runc_s && name != "checkpoint",
+            of_runc && name != "checkpoint",
             listed.contains(&name),
             "{name}"
         );
