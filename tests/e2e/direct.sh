@@ -441,6 +441,15 @@ test_features() {
     assert_match "$(json_get 'j.get("ociVersionMin", "")' <<<"$OUT")" '^1\.' "features: ociVersionMin"
     assert_match "$(json_get 'j.get("ociVersionMax", "")' <<<"$OUT")" '^1\.' "features: ociVersionMax"
     assert_contains "$(json_get 'j.get("hooks", [])' <<<"$OUT")" prestart "features: hooks include prestart"
+    # runc writes the annotations map ordered by key; every run prints the same bytes
+    local first=$OUT differing=0
+    for _ in 1 2 3 4 5 6 7 8; do
+        capture rt features
+        [[ $OUT == "$first" ]] || differing=$((differing + 1))
+    done
+    assert_eq 0 "$differing" "features: eight more runs print the same bytes"
+    assert_eq "$(json_get 'sorted(j["annotations"])' <<<"$first")" \
+        "$(json_get 'list(j["annotations"])' <<<"$first")" "features: annotations in key order"
 }
 
 test_spec() {
